@@ -1,0 +1,172 @@
+--- cozmox.client: a configured connection to the API.
+--
+-- A client owns one libcurl handle (keep-alive between calls), released
+-- by client:close(), by `<close>` on Lua 5.4, or by the garbage collector.
+-- The token is handed to the C core once, as a header, and is kept nowhere
+-- on the Lua side: it cannot leak through tostring, errors or traces.
+local core = require("cozmox.core")
+local errors = require("cozmox.errors")
+local session = require("cozmox.session")
+
+local type, pairs, tostring, setmetatable, error = type, pairs, tostring, setmetatable, error
+local str_format, str_find, str_match, str_gsub = string.format, string.find, string.match, string.gsub
+local os_getenv, math_floor = os.getenv, math.floor
+local new_handle = core.new_handle
+local new_error, http_error = errors.new, errors.http
+
+local _M = {}
+
+_M.VERSION = "0.1.0"
+_M.DEFAULT_BASE_URL = "https://api.cozmox.ai"
+_M.USER_AGENT = str_format("cozmox-lua/%s libcurl/%s %s", _M.VERSION, core.curl_version,
+    (type(jit) == "table" and jit.version) or _VERSION)
+
+local NO_TOKEN = "no API token: set the COZMOX_TOKEN environment variable "
+    .. "or pass one with cozmox.new({ token = ... })"
+
+-- option name -> expected Lua type
+local OPTIONS = {
+    token = "string", base_url = "string", timeout = "number", connect_timeout = "number",
+    max_response_bytes = "number", max_depth = "number", ca_file = "string", ca_path = "string",
+    user_agent = "string",
+}
+
+local function bad_option(name, msg, level)
+    error(str_format("bad argument #1 to 'new' (option '%s' %s)", name, msg), level + 1)
+end
+
+local function has_ctl(s)
+    return str_find(s, "[%z\r\n]") ~= nil
+end
+
+local function check_positive(opts, name, integer, max)
+    local v = opts[name]
+    if v == nil then return end
+    if v ~= v or v <= 0 or (max and v > max) or (integer and math_floor(v) ~= v) then
+        bad_option(name, integer and "must be a positive integer" .. (max and (" up to " .. max) or "")
+            or "must be a positive number", 4)
+    end
+end
+
+--- Validate opts (raising "bad argument" naming the option) and return
+--  the settings the client needs.
+local function settings(opts)
+    if opts == nil then opts = {} end
+    if type(opts) ~= "table" then
+        error("bad argument #1 to 'new' (table expected, got " .. type(opts) .. ")", 3)
+    end
+    for k, v in pairs(opts) do
+        local want = OPTIONS[k]
+        if want == nil then
+            error(str_format("bad argument #1 to 'new' (unknown option '%s')", tostring(k)), 3)
+        end
+        if type(v) ~= want then bad_option(k, str_format("must be a %s, got %s", want, type(v)), 2) end
+    end
+    local token = opts.token
+    if token == nil then token = os_getenv("COZMOX_TOKEN") end
+    if token == "" then token = nil end
+    if token ~= nil and has_ctl(token) then bad_option("token", "must not contain CR, LF or NUL", 2) end
+
+    local base_url, from_env = opts.base_url, false
+    if base_url == nil then
+        base_url = os_getenv("COZMOX_BASE_URL")
+        from_env = base_url ~= nil and base_url ~= ""
+        if not from_env then base_url = _M.DEFAULT_BASE_URL end
+    end
+    if not str_match(base_url, "^[Hh][Tt][Tt][Pp][Ss]?://[^/%s]+") or str_find(base_url, "[%s%z]") then
+        if from_env then
+            error("cozmox: COZMOX_BASE_URL must be an http:// or https:// URL", 3)
+        end
+        bad_option("base_url", "must be an http:// or https:// URL", 2)
+    end
+    base_url = str_gsub(base_url, "/+$", "")
+
+    check_positive(opts, "timeout")
+    check_positive(opts, "connect_timeout")
+    check_positive(opts, "max_response_bytes", true)
+    check_positive(opts, "max_depth", true, 1000000)
+    if opts.user_agent and has_ctl(opts.user_agent) then
+        bad_option("user_agent", "must not contain CR, LF or NUL", 2)
+    end
+    return {
+        token = token,
+        base_url = base_url,
+        user_agent = opts.user_agent and (opts.user_agent .. " " .. _M.USER_AGENT) or _M.USER_AGENT,
+        timeout = opts.timeout, connect_timeout = opts.connect_timeout,
+        max_response_bytes = opts.max_response_bytes, max_depth = opts.max_depth,
+        ca_file = opts.ca_file, ca_path = opts.ca_path,
+    }
+end
+
+local Client = {}
+Client.__index = Client
+Client.__name = "cozmox.client"
+
+function Client.__tostring(c)
+    return str_format("cozmox.client(%s%s)", c.base_url, c._handle and "" or ", closed")
+end
+
+--- Perform one request; path is already escaped.  Returns the decoded
+--  body (nil for an empty one) and the status, or nil, err.
+function Client:_send(method, path, body)
+    local handle = self._handle
+    if handle == nil then error("cozmox: the client is closed", 3) end
+    if not self._has_token then
+        return nil, new_error({ kind = "config", message = NO_TOKEN, method = method, path = path })
+    end
+    local status, value, kind, message, code, snippet = handle:perform(method, self.base_url .. path, body)
+    if status == nil then
+        return nil, new_error({ kind = kind, message = message, curl_code = code, method = method, path = path })
+    end
+    if kind == "too_large" or (kind == "decode" and status >= 200 and status < 300) then
+        return nil, new_error({ kind = kind, message = message, status = status, method = method, path = path })
+    end
+    if status < 200 or status >= 300 then
+        return nil, http_error(status, value, snippet, method, path)
+    end
+    return value, status
+end
+
+--- Like _send, for endpoints that answer with one JSON object.
+function Client:_object(method, path, body)
+    local value, status = self:_send(method, path, body)
+    if value == nil then
+        if type(status) ~= "number" then return nil, status end
+        return nil, new_error({ kind = "decode", message = "empty response body", status = status,
+            method = method, path = path })
+    end
+    if type(value) ~= "table" or getmetatable(value) ~= nil then
+        return nil, new_error({ kind = "decode", message = "expected a JSON object in the response",
+            status = status, method = method, path = path })
+    end
+    return value
+end
+
+--- Release the connection now (also done by the garbage collector).
+function Client:close()
+    local h = self._handle
+    if h then
+        self._handle = nil
+        h:close()
+    end
+end
+
+Client.__close = Client.close
+
+--- cozmox.client.new(opts): see cozmox.new.
+function _M.new(opts)
+    local s = settings(opts)
+    local handle = new_handle({
+        auth = s.token and ("Authorization: Bearer " .. s.token),
+        user_agent = s.user_agent, timeout = s.timeout, connect_timeout = s.connect_timeout,
+        max_response_bytes = s.max_response_bytes, max_depth = s.max_depth,
+        ca_file = s.ca_file, ca_path = s.ca_path,
+    })
+    local c = setmetatable({ base_url = s.base_url, _handle = handle, _has_token = s.token ~= nil }, Client)
+    c.session = session.bind(c)
+    return c
+end
+
+_M.Client = Client
+
+return _M

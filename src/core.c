@@ -1,0 +1,34 @@
+/*
+ * core.c -- the module entry point: require("cozmox.core").
+ * Registration only; each concern lives in its own file.
+ */
+#include <curl/curl.h>
+#include "compat.h"
+#include "buffer.h"
+#include "json.h"
+#include "transport.h"
+
+static const luaL_Reg core_funcs[] = {
+    {"encode", cz_json_encode},
+    {"decode", cz_json_decode},
+    {"decoder", cz_json_decoder},
+    {"new_handle", cz_transport_new},
+    {"escape_segment", cz_escape_segment},
+    {NULL, NULL}};
+
+int luaopen_cozmox_core(lua_State *L);
+
+int luaopen_cozmox_core(lua_State *L) {
+    cz_buf_register(L);
+    cz_json_register(L);
+    if (!cz_transport_register(L)) return luaL_error(L, "cozmox: curl_global_init failed");
+
+    cz_newlib(L, core_funcs);
+    cz_pushnull(L);
+    lua_setfield(L, -2, "null");
+    luaL_getmetatable(L, CZ_ARRAY_MT);
+    lua_setfield(L, -2, "array_mt");
+    lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
+    lua_setfield(L, -2, "curl_version");
+    return 1;
+}

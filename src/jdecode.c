@@ -1,0 +1,793 @@
+/*
+ * jdecode.c -- a push (streaming) JSON decoder that builds Lua values.
+ *
+ * The decoder takes the document in whatever pieces it is given and
+ * builds tables directly on the Lua stack; nothing needs the whole text
+ * in one buffer.  No C recursion: nesting is an explicit frame array
+ * bounded by max_depth.
+ *
+ * Between two feeds the partially built values (open containers and a
+ * pending object key) are parked, in stack order, in the decoder's
+ * uservalue table and pushed back at the start of the next feed: O(depth)
+ * per chunk, nothing per value.  A token (string, number, literal) cut by
+ * a chunk boundary is copied into `carry` and completed from the next
+ * chunk; tokens wholly inside a chunk are parsed in place, and strings
+ * without escapes go from the input bytes straight to lua_pushlstring.
+ *
+ * Parse errors never raise inside the parser: they record a message
+ * with the byte offset and return 0.  Only the Lua API itself may raise
+ * (memory errors); callers that must not unwind (curl callbacks) go
+ * through cz_decoder_feed_raw, which runs the parser under lua_pcall.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "compat.h"
+#include "buffer.h"
+#include "json.h"
+#include "numconv.h"
+
+#define DECODER_MT "cozmox.decoder"
+
+enum state {
+    S_VALUE,     /* a value: document start, after ':' or after ',' in an array */
+    S_ARR_FIRST, /* after '[': a value or ']' */
+    S_ARR_NEXT,  /* after an array element: ',' or ']' */
+    S_OBJ_FIRST, /* after '{': a key or '}' */
+    S_OBJ_KEY,   /* after ',' in an object: a key */
+    S_OBJ_COLON, /* after a key: ':' */
+    S_OBJ_NEXT,  /* after a member: ',' or '}' */
+    S_DONE       /* after the top-level value: only whitespace */
+};
+
+enum carry_kind { C_NONE, C_STRING, C_KEY, C_NUMBER, C_LITERAL };
+
+typedef struct frame {
+    lua_Integer n; /* array: elements so far; object: unused */
+    int is_array;
+} frame;
+
+struct cz_decoder {
+    int max_depth;
+    int depth;       /* open containers = frames in use */
+    int cap;         /* frames allocated */
+    int state;
+    int nsaved;      /* values parked in the uservalue table */
+    int failed;      /* set while parsing and on error; cleared on success */
+    int finished;
+    int carry_kind;
+    int carry_esc;   /* string carry: the last byte is an unpaired backslash */
+    size_t offset;   /* bytes consumed before the current chunk */
+    size_t carry_at; /* offset where the carried token began */
+    frame *frames;
+    cz_buf carry;
+    cz_buf scratch;  /* unescaped string text */
+    char err[200];
+};
+
+/* Character classes inside a string: 0 plain ASCII, 1 '"', 2 '\\',
+ * 3 control character, 4 first byte of a multi-byte sequence or invalid. */
+#define R4(a) a, a, a, a
+#define R16(a) R4(a), R4(a), R4(a), R4(a)
+static const unsigned char str_class[256] = {
+    R16(3), R16(3),                                  /* 0x00-0x1f */
+    0, 0, 1, R4(0), 0,                               /* 0x20-0x27 */
+    R4(0), R4(0),                                    /* 0x28-0x2f */
+    R16(0), R16(0),                                  /* 0x30-0x4f */
+    R4(0), R4(0), R4(0), 2, 0, 0, 0,                 /* 0x50-0x5f */
+    R16(0), R16(0),                                  /* 0x60-0x7f */
+    R16(4), R16(4), R16(4), R16(4),                  /* 0x80-0xbf */
+    R16(4), R16(4), R16(4), R16(4)};                 /* 0xc0-0xff */
+
+static const unsigned char is_ws[256] = {
+    ['\t'] = 1, ['\n'] = 1, ['\r'] = 1, [' '] = 1};
+
+static const unsigned char is_numchar[256] = {
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
+    ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1, ['-'] = 1, ['+'] = 1,
+    ['.'] = 1, ['e'] = 1, ['E'] = 1};
+
+/* ---------------------------------------------------------------- errors */
+
+static int fail_at(cz_decoder *d, size_t at, const char *what) {
+    snprintf(d->err, sizeof d->err, "%s at byte offset %lu", what, (unsigned long)at);
+    return 0;
+}
+
+static int fail_char(cz_decoder *d, size_t at, unsigned char c, const char *expected) {
+    char what[120];
+    if (c >= 0x20 && c < 0x7f)
+        snprintf(what, sizeof what, "unexpected character '%c' (expected %s)", c, expected);
+    else
+        snprintf(what, sizeof what, "unexpected byte 0x%02X (expected %s)", c, expected);
+    return fail_at(d, at, what);
+}
+
+/* ------------------------------------------------------------ utf-8, hex */
+
+/* Length (2..4) of the valid UTF-8 sequence at p, 0 if invalid, -1 if the
+ * available bytes are a valid but incomplete prefix. */
+static int utf8_seq(const unsigned char *p, const unsigned char *end) {
+    unsigned c = p[0], lo = 0x80, hi = 0xBF;
+    int need, i;
+    if (c < 0xC2) return 0;
+    if (c < 0xE0) need = 2;
+    else if (c < 0xF0) {
+        need = 3;
+        if (c == 0xE0) lo = 0xA0;       /* overlong */
+        else if (c == 0xED) hi = 0x9F;  /* UTF-16 surrogates */
+    } else if (c < 0xF5) {
+        need = 4;
+        if (c == 0xF0) lo = 0x90;       /* overlong */
+        else if (c == 0xF4) hi = 0x8F;  /* beyond U+10FFFF */
+    } else return 0;
+    for (i = 1; i < need; i++) {
+        if (p + i >= end) return -1;
+        if (p[i] < lo || p[i] > hi) return 0;
+        lo = 0x80, hi = 0xBF;
+    }
+    return need;
+}
+
+static int hex4(const unsigned char *p) {
+    int v = 0, i;
+    for (i = 0; i < 4; i++) {
+        unsigned c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= (int)(c - '0');
+        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') v |= (int)((c | 0x20) - 'a' + 10);
+        else return -1;
+    }
+    return v;
+}
+
+static size_t put_utf8(char *o, unsigned cp) {
+    if (cp < 0x80) { o[0] = (char)cp; return 1; }
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | (cp >> 6));
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | (cp >> 12));
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | (cp >> 18));
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* ---------------------------------------------------------------- tokens */
+
+/* Result codes of the token scanners. */
+#define TOK_ERR 0
+#define TOK_OK 1
+#define TOK_MORE 2 /* ran out of input inside the token */
+
+/* The string whose opening quote is at s, with escapes: decode into
+ * d->scratch and push it.  `at` is s's document offset. */
+static int string_slow(lua_State *L, cz_decoder *d, const unsigned char *s,
+                       const unsigned char *q, const unsigned char *end,
+                       const unsigned char **next, size_t at) {
+    cz_buf *b = &d->scratch;
+    b->len = 0;
+    if (!cz_buf_add(b, s + 1, (size_t)(q - s - 1))) return fail_at(d, at, "out of memory");
+    while (q < end) {
+        const unsigned char *run = q;
+        unsigned c;
+        while (q < end && str_class[*q] == 0) q++;
+        if (q > run && !cz_buf_add(b, run, (size_t)(q - run))) return fail_at(d, at, "out of memory");
+        if (q == end) break;
+        c = *q;
+        if (c == '"') {
+            lua_pushlstring(L, b->data, b->len);
+            *next = q + 1;
+            return TOK_OK;
+        }
+        if (c == '\\') {
+            unsigned cp;
+            char u[4];
+            if (end - q < 2) return TOK_MORE;
+            switch (q[1]) {
+            case '"': c = '"'; break;
+            case '\\': c = '\\'; break;
+            case '/': c = '/'; break;
+            case 'b': c = '\b'; break;
+            case 'f': c = '\f'; break;
+            case 'n': c = '\n'; break;
+            case 'r': c = '\r'; break;
+            case 't': c = '\t'; break;
+            case 'u': {
+                int h;
+                if (end - q < 6) return TOK_MORE;
+                if ((h = hex4(q + 2)) < 0)
+                    return fail_at(d, at + (size_t)(q - s), "invalid \\u escape in string");
+                cp = (unsigned)h;
+                q += 6;
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    /* A high surrogate pairs with an immediately following
+                     * \uDC00-\uDFFF; unpaired halves become U+FFFD. */
+                    if (q == end || (q[0] == '\\' && (end - q < 2 || (q[1] == 'u' && end - q < 6))))
+                        return TOK_MORE;
+                    if (q[0] == '\\' && q[1] == 'u') {
+                        int lo = hex4(q + 2);
+                        if (lo >= 0xDC00 && lo <= 0xDFFF) {
+                            cp = 0x10000 + ((cp - 0xD800) << 10) + ((unsigned)lo - 0xDC00);
+                            q += 6;
+                        } else cp = 0xFFFD;
+                    } else cp = 0xFFFD;
+                } else if (cp >= 0xDC00 && cp <= 0xDFFF) cp = 0xFFFD;
+                if (!cz_buf_add(b, u, put_utf8(u, cp))) return fail_at(d, at, "out of memory");
+                continue;
+            }
+            default:
+                return fail_at(d, at + (size_t)(q - s), "invalid escape in string");
+            }
+            if (!cz_buf_addc(b, (char)c)) return fail_at(d, at, "out of memory");
+            q += 2;
+            continue;
+        }
+        if (c < 0x20) return fail_at(d, at + (size_t)(q - s), "control character in string");
+        {
+            int k = utf8_seq(q, end);
+            if (k < 0) return TOK_MORE;
+            if (k == 0) return fail_at(d, at + (size_t)(q - s), "invalid UTF-8 in string");
+            if (!cz_buf_add(b, q, (size_t)k)) return fail_at(d, at, "out of memory");
+            q += k;
+        }
+    }
+    return TOK_MORE;
+}
+
+/* The string whose opening quote is at s: push it and set *next past the
+ * closing quote.  The common case (no escapes) pushes straight from the
+ * input. */
+static int scan_string(lua_State *L, cz_decoder *d, const unsigned char *s,
+                       const unsigned char *end, const unsigned char **next, size_t at) {
+    const unsigned char *q = s + 1;
+    for (;;) {
+        unsigned cls;
+        while (q < end && (cls = str_class[*q]) == 0) q++;
+        if (q == end) return TOK_MORE;
+        if (cls == 1) {
+            lua_pushlstring(L, (const char *)s + 1, (size_t)(q - s - 1));
+            *next = q + 1;
+            return TOK_OK;
+        }
+        if (cls == 2) return string_slow(L, d, s, q, end, next, at);
+        if (cls == 3) return fail_at(d, at + (size_t)(q - s), "control character in string");
+        {
+            int k = utf8_seq(q, end);
+            if (k < 0) return TOK_MORE;
+            if (k == 0) return fail_at(d, at + (size_t)(q - s), "invalid UTF-8 in string");
+            q += k;
+        }
+    }
+}
+
+/* The complete number token s[0..n): validate the JSON grammar, push an
+ * exact integer when it is one that fits in 64 bits, else the correctly
+ * rounded double. */
+static int push_number(lua_State *L, cz_decoder *d, const unsigned char *s, size_t n, size_t at) {
+    const unsigned char *p = s, *end = s + n;
+    int neg = 0, is_int = 1;
+    unsigned long long u = 0;
+    int overflow = 0;
+    double v;
+    if (*p == '-') { neg = 1; p++; }
+    if (p == end || *p < '0' || *p > '9') return fail_at(d, at, "invalid number");
+    if (*p == '0') {
+        p++;
+        if (p < end && *p >= '0' && *p <= '9') return fail_at(d, at, "invalid number (leading zero)");
+    } else {
+        for (; p < end && *p >= '0' && *p <= '9'; p++) {
+            unsigned dg = (unsigned)(*p - '0');
+            if (u > (~0ULL - dg) / 10) overflow = 1;
+            else u = u * 10 + dg;
+        }
+    }
+    if (p < end && *p == '.') {
+        is_int = 0;
+        p++;
+        if (p == end || *p < '0' || *p > '9') return fail_at(d, at, "invalid number (digit expected after '.')");
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        is_int = 0;
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        if (p == end || *p < '0' || *p > '9') return fail_at(d, at, "invalid number (digit expected in exponent)");
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    if (p != end) return fail_at(d, at, "invalid number");
+    if (is_int && !overflow) {
+        if (!neg && u <= 0x7FFFFFFFFFFFFFFFULL) { cz_pushint64(L, (long long)u); return TOK_OK; }
+        if (neg && u <= 0x8000000000000000ULL) {
+            cz_pushint64(L, u == 0x8000000000000000ULL ? (-0x7FFFFFFFFFFFFFFFLL - 1) : -(long long)u);
+            return TOK_OK;
+        }
+    }
+    if (!cz_parse_double((const char *)s, n, &v)) return fail_at(d, at, "out of memory");
+    if (isinf(v)) return fail_at(d, at, "number out of range");
+    lua_pushnumber(L, (lua_Number)v);
+    return TOK_OK;
+}
+
+static int push_literal(lua_State *L, cz_decoder *d, const unsigned char *s, size_t n, size_t at) {
+    if (n == 4 && memcmp(s, "true", 4) == 0) lua_pushboolean(L, 1);
+    else if (n == 5 && memcmp(s, "false", 5) == 0) lua_pushboolean(L, 0);
+    else if (n == 4 && memcmp(s, "null", 4) == 0) cz_pushnull(L);
+    else return fail_at(d, at, "invalid literal");
+    return TOK_OK;
+}
+
+/* ---------------------------------------------------------------- parser */
+
+/* Open a container: the new table is pushed.  mt_idx holds array_mt. */
+static int open_container(lua_State *L, cz_decoder *d, int is_array, size_t at, int mt_idx) {
+    if (d->depth >= d->max_depth) {
+        char what[80];
+        snprintf(what, sizeof what, "nesting deeper than max_depth (%d)", d->max_depth);
+        return fail_at(d, at, what);
+    }
+    if (d->depth == d->cap) {
+        int ncap = d->cap ? d->cap * 2 : 32;
+        frame *f;
+        if (ncap > d->max_depth) ncap = d->max_depth;
+        f = (frame *)realloc(d->frames, (size_t)ncap * sizeof *f);
+        if (f == NULL) return fail_at(d, at, "out of memory");
+        d->frames = f;
+        d->cap = ncap;
+    }
+    if (!lua_checkstack(L, 4)) return fail_at(d, at, "nesting too deep for the Lua stack");
+    d->frames[d->depth].n = 0;
+    d->frames[d->depth].is_array = is_array;
+    d->depth++;
+    lua_createtable(L, 0, 0);
+    if (is_array) {
+        lua_pushvalue(L, mt_idx);
+        lua_setmetatable(L, -2);
+        d->state = S_ARR_FIRST;
+    } else d->state = S_OBJ_FIRST;
+    return 1;
+}
+
+/* A value was just pushed: store it into its container (or finish the
+ * document) and set the state that follows. */
+static inline void value_done(lua_State *L, cz_decoder *d) {
+    if (d->depth == 0) d->state = S_DONE;
+    else {
+        frame *f = &d->frames[d->depth - 1];
+        if (f->is_array) {
+            lua_rawseti(L, -2, ++f->n);
+            d->state = S_ARR_NEXT;
+        } else {
+            lua_rawset(L, -3);
+            d->state = S_OBJ_NEXT;
+        }
+    }
+}
+
+static inline void close_container(lua_State *L, cz_decoder *d) {
+    d->depth--;
+    value_done(L, d);
+}
+
+/* Start carrying the unfinished token s..end into the next chunk. */
+static int start_carry(cz_decoder *d, int kind, const unsigned char *s,
+                       const unsigned char *end, size_t at) {
+    d->carry.len = 0;
+    if (!cz_buf_add(&d->carry, s, (size_t)(end - s))) return fail_at(d, at, "out of memory");
+    d->carry_kind = kind;
+    d->carry_at = at;
+    if (kind == C_STRING || kind == C_KEY) {
+        /* Parity of the trailing backslash run (after the opening quote). */
+        size_t i = d->carry.len;
+        int esc = 0;
+        while (i > 1 && d->carry.data[i - 1] == '\\') { esc ^= 1; i--; }
+        d->carry_esc = esc;
+    }
+    return 1;
+}
+
+/* Complete the carried token with bytes from p; *used is how many of them
+ * it took.  Returns TOK_MORE if the token still is not complete (all of
+ * p..end taken), TOK_OK when the token's value was pushed. */
+static int resume_carry(lua_State *L, cz_decoder *d, const unsigned char *p,
+                        const unsigned char *end, int at_eof, size_t *used) {
+    const unsigned char *q = p;
+    const unsigned char *ts, *te, *next;
+    int kind = d->carry_kind, r;
+    if (kind == C_STRING || kind == C_KEY) {
+        int esc = d->carry_esc;
+        for (; q < end; q++) {
+            if (esc) esc = 0;
+            else if (*q == '\\') esc = 1;
+            else if (*q == '"') break;
+        }
+        if (q == end) {
+            d->carry_esc = esc;
+            if (!cz_buf_add(&d->carry, p, (size_t)(q - p))) return fail_at(d, d->carry_at, "out of memory");
+            *used = (size_t)(q - p);
+            if (at_eof) return fail_at(d, d->offset + (size_t)(end - p), "unexpected end of input in string");
+            return TOK_MORE;
+        }
+        q++; /* the closing quote */
+    } else {
+        const unsigned char *cls = kind == C_NUMBER ? is_numchar : NULL;
+        for (; q < end; q++) {
+            if (cls ? !cls[*q] : (*q < 'a' || *q > 'z')) break;
+        }
+        if (q == end && !at_eof) {
+            if (!cz_buf_add(&d->carry, p, (size_t)(q - p))) return fail_at(d, d->carry_at, "out of memory");
+            *used = (size_t)(q - p);
+            return TOK_MORE;
+        }
+    }
+    if (!cz_buf_add(&d->carry, p, (size_t)(q - p))) return fail_at(d, d->carry_at, "out of memory");
+    *used = (size_t)(q - p);
+    ts = (const unsigned char *)d->carry.data;
+    te = ts + d->carry.len;
+    d->carry_kind = C_NONE;
+    if (kind == C_STRING || kind == C_KEY) {
+        r = scan_string(L, d, ts, te, &next, d->carry_at);
+        if (r == TOK_MORE) return fail_at(d, d->carry_at, "invalid string");
+    } else if (kind == C_NUMBER) r = push_number(L, d, ts, (size_t)(te - ts), d->carry_at);
+    else r = push_literal(L, d, ts, (size_t)(te - ts), d->carry_at);
+    return r;
+}
+
+/* Parse p[0..n).  Stack: mt_idx holds array_mt; above it the parked
+ * values of the open containers.  Returns 1, or 0 with d->err set.  When
+ * at_eof, a complete document must result (its value left on top). */
+static int parse(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n,
+                 int at_eof, int mt_idx) {
+    const unsigned char *const start = p, *const end = p + n, *next;
+    size_t at;
+    int r;
+#define AT(ptr) (d->offset + (size_t)((ptr) - start))
+
+    if (d->carry_kind != C_NONE) {
+        int kind = d->carry_kind;
+        size_t used = 0;
+        r = resume_carry(L, d, p, end, at_eof, &used);
+        p += used;
+        if (r == TOK_ERR) return 0;
+        if (r == TOK_OK) {
+            if (kind == C_KEY) d->state = S_OBJ_COLON;
+            else value_done(L, d);
+        }
+    }
+
+    for (;;) {
+        unsigned c;
+        while (p < end && is_ws[*p]) p++;
+        if (p == end) break;
+        c = *p;
+        at = AT(p);
+        switch (d->state) {
+        case S_ARR_FIRST:
+            if (c == ']') { p++; close_container(L, d); continue; }
+            /* fallthrough */
+        case S_VALUE:
+            switch (c) {
+            case '{':
+                if (!open_container(L, d, 0, at, mt_idx)) return 0;
+                p++;
+                continue;
+            case '[':
+                if (!open_container(L, d, 1, at, mt_idx)) return 0;
+                p++;
+                continue;
+            case '"':
+                r = scan_string(L, d, p, end, &next, at);
+                if (r == TOK_OK) { p = next; value_done(L, d); continue; }
+                if (r == TOK_ERR) return 0;
+                if (!start_carry(d, C_STRING, p, end, at)) return 0;
+                p = end;
+                continue;
+            case 't': case 'f': case 'n': {
+                const unsigned char *q = p;
+                while (q < end && *q >= 'a' && *q <= 'z') q++;
+                if (q == end && !at_eof) {
+                    if (!start_carry(d, C_LITERAL, p, end, at)) return 0;
+                    p = end;
+                    continue;
+                }
+                if (!push_literal(L, d, p, (size_t)(q - p), at)) return 0;
+                p = q;
+                value_done(L, d);
+                continue;
+            }
+            default:
+                if (c == '-' || (c >= '0' && c <= '9')) {
+                    const unsigned char *q = p + 1;
+                    while (q < end && is_numchar[*q]) q++;
+                    if (q == end && !at_eof) {
+                        if (!start_carry(d, C_NUMBER, p, end, at)) return 0;
+                        p = end;
+                        continue;
+                    }
+                    if (!push_number(L, d, p, (size_t)(q - p), at)) return 0;
+                    p = q;
+                    value_done(L, d);
+                    continue;
+                }
+                return fail_char(d, at, (unsigned char)c, "a value");
+            }
+        case S_ARR_NEXT:
+            if (c == ',') { p++; d->state = S_VALUE; continue; }
+            if (c == ']') { p++; close_container(L, d); continue; }
+            return fail_char(d, at, (unsigned char)c, "',' or ']'");
+        case S_OBJ_FIRST:
+            if (c == '}') { p++; close_container(L, d); continue; }
+            /* fallthrough */
+        case S_OBJ_KEY:
+            if (c != '"') return fail_char(d, at, (unsigned char)c, "a string key");
+            r = scan_string(L, d, p, end, &next, at);
+            if (r == TOK_OK) { p = next; d->state = S_OBJ_COLON; continue; }
+            if (r == TOK_ERR) return 0;
+            if (!start_carry(d, C_KEY, p, end, at)) return 0;
+            p = end;
+            continue;
+        case S_OBJ_COLON:
+            if (c != ':') return fail_char(d, at, (unsigned char)c, "':'");
+            p++;
+            d->state = S_VALUE;
+            continue;
+        case S_OBJ_NEXT:
+            if (c == ',') { p++; d->state = S_OBJ_KEY; continue; }
+            if (c == '}') { p++; close_container(L, d); continue; }
+            return fail_char(d, at, (unsigned char)c, "',' or '}'");
+        default: /* S_DONE */
+            return fail_char(d, at, (unsigned char)c, "end of input after the document");
+        }
+    }
+    d->offset += n;
+    if (at_eof && d->state != S_DONE)
+        return fail_at(d, d->offset, d->offset == 0 && d->depth == 0 && d->state == S_VALUE
+                                         ? "empty document" : "unexpected end of input (truncated document)");
+    return 1;
+#undef AT
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static void decoder_reset(cz_decoder *d, int max_depth) {
+    memset(d, 0, sizeof *d);
+    d->max_depth = max_depth;
+    d->state = S_VALUE;
+}
+
+cz_decoder *cz_decoder_push(lua_State *L, int max_depth) {
+    cz_decoder *d = (cz_decoder *)cz_newuserdata(L, sizeof *d);
+    decoder_reset(d, max_depth);
+    cz_setmetatable(L, DECODER_MT);
+    lua_newtable(L);
+    cz_setuservalue(L, -2);
+    return d;
+}
+
+/* Make the decoder at idx ready for a new document, keeping its buffers. */
+void cz_decoder_rewind(lua_State *L, int idx) {
+    cz_decoder *d = (cz_decoder *)lua_touserdata(L, idx);
+    frame *frames = d->frames;
+    int cap = d->cap, max_depth = d->max_depth, i;
+    cz_buf carry = d->carry, scratch = d->scratch;
+    if (d->nsaved > 0) {
+        cz_getuservalue(L, idx);
+        for (i = 1; i <= d->nsaved; i++) {
+            lua_pushnil(L);
+            lua_rawseti(L, -2, i);
+        }
+        lua_pop(L, 1);
+    }
+    decoder_reset(d, max_depth);
+    d->frames = frames, d->cap = cap;
+    carry.len = scratch.len = 0;
+    d->carry = carry, d->scratch = scratch;
+}
+
+const char *cz_decoder_error(cz_decoder *d) { return d->err; }
+
+static int decoder_gc(lua_State *L) {
+    cz_decoder *d = (cz_decoder *)luaL_checkudata(L, 1, DECODER_MT);
+    free(d->frames);
+    d->frames = NULL;
+    d->cap = 0;
+    cz_buf_free(&d->carry);
+    cz_buf_free(&d->scratch);
+    return 0;
+}
+
+/* Restore the parked values above the current top, parse, park them
+ * again.  ud_idx: absolute index of the decoder.  May raise (memory);
+ * d->failed stays set if it does. */
+static int run_feed(lua_State *L, int ud_idx, cz_decoder *d, const char *p, size_t n, int at_eof) {
+    int saved_idx, mt_idx, base, i, count;
+    if (d->failed) return 0;
+    if (d->finished) {
+        snprintf(d->err, sizeof d->err, "decoder already finished");
+        return 0;
+    }
+    d->failed = 1;
+    luaL_checkstack(L, d->nsaved + 8, "cozmox.json: document nested too deeply");
+    cz_getuservalue(L, ud_idx);
+    saved_idx = lua_gettop(L);
+    luaL_getmetatable(L, CZ_ARRAY_MT);
+    mt_idx = base = lua_gettop(L);
+    for (i = 1; i <= d->nsaved; i++) lua_rawgeti(L, saved_idx, i);
+    if (!parse(L, d, (const unsigned char *)p, n, at_eof, mt_idx)) {
+        lua_settop(L, saved_idx - 1);
+        return 0;
+    }
+    count = lua_gettop(L) - base;
+    for (i = count; i >= 1; i--) lua_rawseti(L, saved_idx, i);
+    for (i = count + 1; i <= d->nsaved; i++) {
+        lua_pushnil(L);
+        lua_rawseti(L, saved_idx, i);
+    }
+    d->nsaved = count;
+    if (at_eof) {
+        /* The document's value is parked alone in slot 1: hand it out. */
+        lua_rawgeti(L, saved_idx, 1);
+        lua_pushnil(L);
+        lua_rawseti(L, saved_idx, 1);
+        d->nsaved = 0;
+        d->finished = 1;
+        lua_replace(L, saved_idx);
+        lua_settop(L, saved_idx);
+    } else lua_settop(L, saved_idx - 1);
+    d->failed = 0;
+    return 1;
+}
+
+/* ------------------------------------------------------------- C callers */
+
+struct feed_call {
+    cz_decoder *d;
+    const char *p;
+    size_t n;
+    int at_eof;
+    int ok;
+};
+
+/* Stack: [1] = light userdata feed_call, [2] = decoder. */
+static int feed_protected(lua_State *L) {
+    struct feed_call *fc = (struct feed_call *)lua_touserdata(L, 1);
+    fc->ok = run_feed(L, 2, fc->d, fc->p, fc->n, fc->at_eof);
+    return fc->ok && fc->at_eof ? 1 : 0;
+}
+
+static int call_protected(lua_State *L, int dec_idx, const char *p, size_t n, int at_eof) {
+    cz_decoder *d = (cz_decoder *)lua_touserdata(L, dec_idx);
+    struct feed_call fc;
+    int status;
+    fc.d = d, fc.p = p, fc.n = n, fc.at_eof = at_eof, fc.ok = 0;
+    if (!lua_checkstack(L, 4)) {
+        snprintf(d->err, sizeof d->err, "Lua stack exhausted");
+        d->failed = 1;
+        return 0;
+    }
+    lua_pushcfunction(L, feed_protected);
+    lua_pushlightuserdata(L, &fc);
+    lua_pushvalue(L, dec_idx);
+    status = lua_pcall(L, 2, at_eof ? 1 : 0, 0);
+    if (status != 0) {
+        const char *msg = lua_tostring(L, -1);
+        snprintf(d->err, sizeof d->err, "%s", msg ? msg : "error while decoding");
+        d->failed = 1;
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (at_eof && !fc.ok) lua_pop(L, 1);
+    return fc.ok;
+}
+
+int cz_decoder_feed_raw(lua_State *L, int dec_idx, const char *p, size_t n) {
+    return call_protected(L, dec_idx, p, n, 0);
+}
+
+int cz_decoder_finish_raw(lua_State *L, int dec_idx) {
+    return call_protected(L, dec_idx, NULL, 0, 1);
+}
+
+/* ------------------------------------------------------------ Lua API */
+
+static int opt_max_depth(lua_State *L, int idx) {
+    int depth = CZ_DEFAULT_MAX_DEPTH;
+    if (lua_isnoneornil(L, idx)) return depth;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_getfield(L, idx, "max_depth");
+    if (!lua_isnil(L, -1)) {
+        lua_Number v;
+        if (lua_type(L, -1) != LUA_TNUMBER) luaL_argerror(L, idx, "max_depth must be a positive integer");
+        v = lua_tonumber(L, -1);
+        if (!(v >= 1 && v <= 1000000 && v == (lua_Number)(int)v))
+            luaL_argerror(L, idx, "max_depth must be an integer between 1 and 1000000");
+        depth = (int)v;
+    }
+    lua_pop(L, 1);
+    return depth;
+}
+
+/* decode(str [, opts]) -> value.  Parses in place on this stack. */
+int cz_json_decode(lua_State *L) {
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    int max_depth = opt_max_depth(L, 2);
+    cz_decoder *d;
+    int ud_idx;
+    lua_settop(L, 2);
+    d = cz_decoder_push(L, max_depth);
+    ud_idx = lua_gettop(L);
+    luaL_getmetatable(L, CZ_ARRAY_MT);
+    if (!parse(L, d, (const unsigned char *)s, n, 1, ud_idx + 1))
+        return luaL_error(L, "cozmox.json.decode: %s", d->err);
+    return 1;
+}
+
+static cz_decoder *check_decoder(lua_State *L) {
+    return (cz_decoder *)luaL_checkudata(L, 1, DECODER_MT);
+}
+
+int cz_json_decoder(lua_State *L) {
+    cz_decoder_push(L, opt_max_depth(L, 1));
+    return 1;
+}
+
+static int decoder_feed(lua_State *L) {
+    cz_decoder *d = check_decoder(L);
+    size_t n;
+    const char *s = luaL_checklstring(L, 2, &n);
+    lua_settop(L, 2);
+    if (!run_feed(L, 1, d, s, n, 0)) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cozmox.json: %s", d->err);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int decoder_finish(lua_State *L) {
+    cz_decoder *d = check_decoder(L);
+    lua_settop(L, 1);
+    if (!run_feed(L, 1, d, NULL, 0, 1)) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cozmox.json: %s", d->err);
+        return 2;
+    }
+    return 1;
+}
+
+static int decoder_tostring(lua_State *L) {
+    cz_decoder *d = check_decoder(L);
+    lua_pushfstring(L, "cozmox.json.decoder (%s, %d bytes)",
+                    d->failed ? "failed" : d->finished ? "finished" : "open", (int)d->offset);
+    return 1;
+}
+
+static const luaL_Reg decoder_methods[] = {
+    {"feed", decoder_feed},
+    {"finish", decoder_finish},
+    {NULL, NULL}};
+
+void cz_json_register(lua_State *L) {
+    luaL_newmetatable(L, CZ_ARRAY_MT);
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, DECODER_MT)) {
+        cz_newlib(L, decoder_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, decoder_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, decoder_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pop(L, 1);
+}

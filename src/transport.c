@@ -1,0 +1,441 @@
+/*
+ * transport.c -- the libcurl transport.
+ *
+ * A handle userdata owns one CURL easy handle (so keep-alive connections
+ * are reused between calls), its fixed header list and a reusable push
+ * decoder (kept in the handle's uservalue).  Everything is released by
+ * __gc / close, so no Lua error can leak a curl resource.
+ *
+ * curl's write callback hands each piece of the body straight to the
+ * decoder through cz_decoder_feed_raw, which runs the parse under
+ * lua_pcall: no Lua error ever unwinds through libcurl's frames.
+ *
+ *   handle = core.new_handle{ auth =, user_agent =, timeout =, connect_timeout =,
+ *                             max_response_bytes =, max_depth =, ca_file =,
+ *                             ca_path = }
+ *   status, value, kind, message, curl_code, snippet =
+ *       handle:perform(method, url [, body])
+ *
+ * perform returns, for an HTTP response, its status and the decoded body
+ * (nil for an empty body); when the body did not decode, kind ("decode"
+ * or "too_large") and message instead, plus the first bytes of the body
+ * as snippet.  When no response arrived: nil, nil, kind, message,
+ * curl_code.  It raises only for programmer errors.
+ */
+#include <stdint.h>
+#include <string.h>
+#include <curl/curl.h>
+#include "compat.h"
+#include "json.h"
+#include "transport.h"
+
+#define HANDLE_MT "cozmox.handle"
+#define SNIPPET_MAX 512
+
+typedef struct cz_handle {
+    CURL *easy;
+    struct curl_slist *headers;     /* fixed: Accept, Authorization */
+    struct curl_slist *req_headers; /* per request, freed after it */
+    curl_off_t max_bytes;
+    int busy;
+    char errbuf[CURL_ERROR_SIZE];
+} cz_handle;
+
+/* The state of one transfer, owned by perform's C frame. */
+typedef struct cz_transfer {
+    lua_State *L;
+    cz_handle *h;
+    int dec_idx;          /* absolute stack index of the decoder */
+    curl_off_t received;  /* body bytes after content decoding */
+    const char *abort_kind;
+    int decode_failed;
+    size_t snip_len;
+    char snippet[SNIPPET_MAX];
+    char message[256];
+} cz_transfer;
+
+/* ------------------------------------------------------------ callbacks */
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
+    cz_transfer *t = (cz_transfer *)userdata;
+    size_t n = size * nmemb;
+    long status = 0;
+    if ((curl_off_t)n > t->h->max_bytes - t->received) {
+        t->abort_kind = "too_large";
+        snprintf(t->message, sizeof t->message,
+                 "response body larger than max_response_bytes (%ld bytes)", (long)t->h->max_bytes);
+        return 0;
+    }
+    t->received += (curl_off_t)n;
+    if (t->snip_len < SNIPPET_MAX) {
+        size_t k = SNIPPET_MAX - t->snip_len;
+        if (k > n) k = n;
+        memcpy(t->snippet + t->snip_len, ptr, k);
+        t->snip_len += k;
+    }
+    if (t->decode_failed) return t->snip_len < SNIPPET_MAX ? n : 0;
+    if (!cz_decoder_feed_raw(t->L, t->dec_idx, ptr, n)) {
+        cz_decoder *d = (cz_decoder *)lua_touserdata(t->L, t->dec_idx);
+        t->decode_failed = 1;
+        snprintf(t->message, sizeof t->message, "%s", cz_decoder_error(d));
+        curl_easy_getinfo(t->h->easy, CURLINFO_RESPONSE_CODE, &status);
+        /* A 2xx that does not decode is a decode error: stop now.  An
+         * error page is read on until the snippet is full. */
+        if ((status >= 200 && status < 300) || t->snip_len >= SNIPPET_MAX) {
+            if (status >= 200 && status < 300) t->abort_kind = "decode";
+            return 0;
+        }
+    }
+    return n;
+}
+
+/* ---------------------------------------------------------------- errors */
+
+static const char *curl_kind(CURLcode rc) {
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return "timeout";
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_USE_SSL_FAILED:
+        return "tls";
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_NOT_BUILT_IN:
+        return "config";
+    case CURLE_FILESIZE_EXCEEDED:
+        return "too_large";
+    default:
+        return "network";
+    }
+}
+
+/* ------------------------------------------------------------- handle */
+
+static cz_handle *check_handle(lua_State *L) {
+    cz_handle *h = (cz_handle *)luaL_checkudata(L, 1, HANDLE_MT);
+    if (h->easy == NULL) luaL_argerror(L, 1, "handle is closed");
+    return h;
+}
+
+static void free_req_headers(cz_handle *h);
+
+static void handle_release(cz_handle *h) {
+    free_req_headers(h);
+    if (h->easy) curl_easy_cleanup(h->easy);
+    if (h->headers) curl_slist_free_all(h->headers);
+    h->easy = NULL;
+    h->headers = NULL;
+}
+
+static int handle_gc(lua_State *L) {
+    cz_handle *h = (cz_handle *)luaL_checkudata(L, 1, HANDLE_MT);
+    if (!h->busy) handle_release(h);
+    return 0;
+}
+
+static int handle_close(lua_State *L) {
+    cz_handle *h = (cz_handle *)luaL_checkudata(L, 1, HANDLE_MT);
+    if (h->busy) return luaL_error(L, "cozmox: cannot close a handle during its own request");
+    handle_release(h);
+    return 0;
+}
+
+static int handle_tostring(lua_State *L) {
+    cz_handle *h = (cz_handle *)luaL_checkudata(L, 1, HANDLE_MT);
+    lua_pushfstring(L, "cozmox.handle (%s)", h->easy ? "open" : "closed");
+    return 1;
+}
+
+/* Numeric option in seconds -> milliseconds, or def when absent. */
+static long opt_ms(lua_State *L, const char *name, long def) {
+    long ms = def;
+    lua_getfield(L, 1, name);
+    if (!lua_isnil(L, -1)) {
+        lua_Number v = lua_tonumber(L, -1);
+        if (lua_type(L, -1) != LUA_TNUMBER || !(v > 0 && v <= 86400 * 365))
+            luaL_error(L, "bad option '%s' (positive number of seconds expected)", name);
+        ms = (long)(v * 1000 + 0.5);
+        if (ms < 1) ms = 1;
+    }
+    lua_pop(L, 1);
+    return ms;
+}
+
+static const char *opt_str(lua_State *L, const char *name) {
+    const char *s = NULL;
+    lua_getfield(L, 1, name);
+    if (!lua_isnil(L, -1)) {
+        size_t n;
+        if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "bad option '%s' (string expected)", name);
+        s = lua_tolstring(L, -1, &n);
+        if (strlen(s) != n || strpbrk(s, "\r\n") != NULL)
+            luaL_error(L, "bad option '%s' (must not contain CR, LF or NUL)", name);
+    }
+    lua_pop(L, 1); /* the string stays alive in the options table */
+    return s;
+}
+
+static int set_or_fail(lua_State *L, CURLcode rc, const char *what) {
+    if (rc != CURLE_OK) return luaL_error(L, "cozmox: cannot set %s: %s", what, curl_easy_strerror(rc));
+    return 0;
+}
+
+/* new_handle(opts).  Stack: [1] opts table. */
+int cz_transport_new(lua_State *L) {
+    cz_handle *h;
+    const char *auth, *ua, *ca_file, *ca_path;
+    long timeout, connect_timeout;
+    lua_Number max_bytes = 64.0 * 1024 * 1024;
+    int max_depth = CZ_DEFAULT_MAX_DEPTH;
+    CURL *e;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    auth = opt_str(L, "auth");
+    ua = opt_str(L, "user_agent");
+    ca_file = opt_str(L, "ca_file");
+    ca_path = opt_str(L, "ca_path");
+    timeout = opt_ms(L, "timeout", 60000);
+    connect_timeout = opt_ms(L, "connect_timeout", 10000);
+    lua_getfield(L, 1, "max_response_bytes");
+    if (!lua_isnil(L, -1)) {
+        max_bytes = lua_tonumber(L, -1);
+        if (lua_type(L, -1) != LUA_TNUMBER || !(max_bytes >= 0 && max_bytes < 9.0e18))
+            luaL_error(L, "bad option 'max_response_bytes' (non-negative number expected)");
+    }
+    lua_getfield(L, 1, "max_depth");
+    if (!lua_isnil(L, -1)) {
+        lua_Number v = lua_tonumber(L, -1);
+        if (lua_type(L, -1) != LUA_TNUMBER || !(v >= 1 && v <= 1000000))
+            luaL_error(L, "bad option 'max_depth' (integer between 1 and 1000000 expected)");
+        max_depth = (int)v;
+    }
+    lua_settop(L, 1);
+
+    h = (cz_handle *)cz_newuserdata(L, sizeof *h);
+    memset(h, 0, sizeof *h);
+    h->max_bytes = (curl_off_t)max_bytes;
+    cz_setmetatable(L, HANDLE_MT);
+    /* The decoder lives in the handle's uservalue, reused per request. */
+    cz_decoder_push(L, max_depth);
+    cz_setuservalue(L, -2);
+
+    /* From here on every resource hangs off h, so an error leaks nothing. */
+    h->easy = e = curl_easy_init();
+    if (e == NULL) return luaL_error(L, "cozmox: curl_easy_init failed");
+    h->headers = curl_slist_append(NULL, "Accept: application/json");
+    if (h->headers == NULL) return luaL_error(L, "cozmox: out of memory");
+    if (auth != NULL) {
+        struct curl_slist *l = curl_slist_append(h->headers, auth);
+        if (l == NULL) return luaL_error(L, "cozmox: out of memory");
+        h->headers = l;
+    }
+    set_or_fail(L, curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L), "NOSIGNAL");
+    set_or_fail(L, curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf), "ERRORBUFFER");
+    set_or_fail(L, curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers), "HTTPHEADER");
+    set_or_fail(L, curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body), "WRITEFUNCTION");
+    set_or_fail(L, curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout), "timeout");
+    set_or_fail(L, curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout), "connect_timeout");
+    set_or_fail(L, curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""), "ACCEPT_ENCODING");
+    set_or_fail(L, curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L), "FOLLOWLOCATION");
+    set_or_fail(L, curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L), "PATH_AS_IS");
+    set_or_fail(L, curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L), "TCP_KEEPALIVE");
+    set_or_fail(L, curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L), "SSL_VERIFYPEER");
+    set_or_fail(L, curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L), "SSL_VERIFYHOST");
+#if LIBCURL_VERSION_NUM >= 0x075500
+    set_or_fail(L, curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https"), "PROTOCOLS");
+    set_or_fail(L, curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"), "REDIR_PROTOCOLS");
+#else
+    set_or_fail(L, curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)), "PROTOCOLS");
+    set_or_fail(L, curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)), "REDIR_PROTOCOLS");
+#endif
+    if (ua) set_or_fail(L, curl_easy_setopt(e, CURLOPT_USERAGENT, ua), "user_agent");
+    if (ca_file) set_or_fail(L, curl_easy_setopt(e, CURLOPT_CAINFO, ca_file), "ca_file");
+    if (ca_path) set_or_fail(L, curl_easy_setopt(e, CURLOPT_CAPATH, ca_path), "ca_path");
+    return 1;
+}
+
+/* Set method and body on the easy handle for this request. */
+static void set_method(lua_State *L, cz_handle *h, const char *method, const char *body, size_t blen) {
+    CURL *e = h->easy;
+    int is_get = strcmp(method, "GET") == 0;
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, (char *)NULL);
+    if (body == NULL) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        if (!is_get) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
+        return;
+    }
+    h->req_headers = curl_slist_append(NULL, "Content-Type: application/json");
+    if (h->req_headers) {
+        struct curl_slist *l = curl_slist_append(h->req_headers, "Expect:");
+        if (l) h->req_headers = l;
+    }
+    if (h->req_headers == NULL) luaL_error(L, "cozmox: out of memory");
+    {
+        struct curl_slist *tail = h->req_headers;
+        while (tail->next) tail = tail->next;
+        tail->next = h->headers; /* borrowed: unlinked before freeing */
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->req_headers);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+}
+
+static void free_req_headers(cz_handle *h) {
+    struct curl_slist *l = h->req_headers;
+    if (l == NULL) return;
+    while (l->next && l->next != h->headers) l = l->next;
+    l->next = NULL;
+    curl_slist_free_all(h->req_headers);
+    h->req_headers = NULL;
+}
+
+static int push_failure(lua_State *L, const char *kind, const char *message, int curl_code) {
+    lua_pushnil(L);
+    lua_pushnil(L);
+    lua_pushstring(L, kind);
+    lua_pushstring(L, message);
+    lua_pushinteger(L, curl_code);
+    return 5;
+}
+
+/* handle:perform(method, url [, body]).  See the top of the file. */
+static int handle_perform(lua_State *L) {
+    cz_handle *h = check_handle(L);
+    const char *method = luaL_checkstring(L, 2);
+    const char *url = luaL_checkstring(L, 3);
+    size_t blen = 0;
+    const char *body = luaL_optlstring(L, 4, NULL, &blen);
+    cz_transfer t;
+    CURLcode rc;
+    long status = 0;
+    int nret;
+
+    if (h->busy) return luaL_error(L, "cozmox: handle is already performing a request");
+    lua_settop(L, 4);
+    cz_getuservalue(L, 1); /* [5] decoder */
+    cz_decoder_rewind(L, 5);
+
+    memset(&t, 0, sizeof t);
+    t.L = L;
+    t.h = h;
+    t.dec_idx = 5;
+    h->errbuf[0] = '\0';
+    set_method(L, h, method, body, blen);
+    curl_easy_setopt(h->easy, CURLOPT_URL, url);
+    curl_easy_setopt(h->easy, CURLOPT_WRITEDATA, &t);
+
+    h->busy = 1;
+    rc = curl_easy_perform(h->easy);
+    h->busy = 0;
+    free_req_headers(h);
+    curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, (char *)NULL);
+
+    if (t.abort_kind != NULL && strcmp(t.abort_kind, "too_large") == 0) {
+        curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
+        lua_pushinteger(L, status);
+        lua_pushnil(L);
+        lua_pushstring(L, t.abort_kind);
+        lua_pushstring(L, t.message);
+        lua_pushinteger(L, rc);
+        lua_pushlstring(L, t.snippet, t.snip_len);
+        return 6;
+    }
+    if (rc != CURLE_OK && !t.decode_failed) {
+        char msg[CURL_ERROR_SIZE + 64];
+        const char *kind = curl_kind(rc);
+        if (h->errbuf[0]) snprintf(msg, sizeof msg, "%s", h->errbuf);
+        else snprintf(msg, sizeof msg, "%s", curl_easy_strerror(rc));
+        msg[strcspn(msg, "\r\n")] = '\0';
+        return push_failure(L, kind, msg, (int)rc);
+    }
+    curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
+    lua_pushinteger(L, status);
+    if (t.decode_failed) {
+        lua_pushnil(L);
+        lua_pushstring(L, "decode");
+        lua_pushstring(L, t.message);
+        lua_pushinteger(L, rc);
+        lua_pushlstring(L, t.snippet, t.snip_len);
+        return 6;
+    }
+    if (t.received == 0) {
+        lua_pushnil(L);
+        return 2;
+    }
+    if (cz_decoder_finish_raw(L, 5)) return 2;
+    {
+        cz_decoder *d = (cz_decoder *)lua_touserdata(L, 5);
+        lua_pushnil(L);
+        lua_pushstring(L, "decode");
+        lua_pushstring(L, cz_decoder_error(d));
+        lua_pushinteger(L, rc);
+        lua_pushlstring(L, t.snippet, t.snip_len);
+        nret = 6;
+    }
+    return nret;
+}
+
+/* escape_segment(s): unreserved characters (RFC 3986) stay, everything
+ * else becomes %XX; a segment of only dots is escaped whole, so "." and
+ * ".." can never act as path navigation. */
+int cz_escape_segment(lua_State *L) {
+    static const char hexd[] = "0123456789ABCDEF";
+    size_t n, i;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
+    int all_dots = n > 0;
+    luaL_Buffer b;
+    for (i = 0; i < n; i++)
+        if (s[i] != '.') { all_dots = 0; break; }
+    luaL_buffinit(L, &b);
+    for (i = 0; i < n; i++) {
+        unsigned c = s[i];
+        if (!all_dots && ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                          c == '-' || c == '.' || c == '_' || c == '~')) {
+            luaL_addchar(&b, (char)c);
+        } else {
+            luaL_addchar(&b, '%');
+            luaL_addchar(&b, hexd[c >> 4]);
+            luaL_addchar(&b, hexd[c & 15]);
+        }
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
+static const luaL_Reg handle_methods[] = {
+    {"perform", handle_perform},
+    {"close", handle_close},
+    {NULL, NULL}};
+
+int cz_transport_register(lua_State *L) {
+    /* curl_global_init is reference counted by libcurl itself; the module
+     * is loaded once per Lua state, and this is the only global state. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return 0;
+    if (luaL_newmetatable(L, HANDLE_MT)) {
+        cz_newlib(L, handle_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, handle_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, handle_close);
+        lua_setfield(L, -2, "__close");
+        lua_pushcfunction(L, handle_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pop(L, 1);
+    return 1;
+}
