@@ -66,11 +66,11 @@ uninstall:
 	rm -rf $(DESTDIR)$(LUA_LMOD)/cozmox $(DESTDIR)$(LUA_CMOD)/cozmox
 
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) -s --no-print-directory all
 	@$(RUN_ENV) LUA_BIN=$(LUA_BIN) bash scripts/with-mock.sh bash scripts/run-specs.sh $(LUA_BIN)
 
 demo: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) -s --no-print-directory all
 	@$(RUN_ENV) bash scripts/with-mock.sh $(LUA_BIN) examples/get_session.lua 3f6c2f7e-5a1b-4c2d-9e8f-0a1b2c3d4e5f
 
 clean:

@@ -43,10 +43,24 @@ enum state {
 
 enum carry_kind { C_NONE, C_STRING, C_KEY, C_NUMBER, C_LITERAL };
 
+/* An open container.  Its slot on the stack (base + rel) holds a
+ * placeholder until the table is created; the values (arrays) or
+ * key/value pairs (objects) parsed since the last flush sit above it,
+ * `pending` of them.  Tables are created only at a flush, with the exact
+ * size known by then, so small containers never rehash. */
 typedef struct frame {
-    lua_Integer n; /* array: elements so far; object: unused */
+    lua_Integer n; /* array elements already stored in the table */
+    int rel;       /* stack slot relative to the parse base */
+    int pending;   /* values / pairs on the stack, not yet stored */
     int is_array;
+    int has_table;
 } frame;
+
+/* Values or pairs a frame keeps on the stack before storing them. */
+#define FLUSH_AT 64
+/* Beyond this many parse slots on the stack, a container's pending values
+ * are stored before a child opens (bounds the stack, 5.1 has 8000). */
+#define STACK_SOFT_LIMIT 1500
 
 struct cz_decoder {
     int max_depth;
@@ -328,8 +342,44 @@ static int push_literal(lua_State *L, cz_decoder *d, const unsigned char *s, siz
 
 /* ---------------------------------------------------------------- parser */
 
-/* Open a container: the new table is pushed.  mt_idx holds array_mt. */
-static int open_container(lua_State *L, cz_decoder *d, int is_array, size_t at, int mt_idx) {
+/* Store frame f's pending values into its table, creating the table
+ * (sized for them) first if needed.  f must be the innermost frame, so
+ * its pending values are at the top of the stack, under `extra` (0 or 1:
+ * an object's pending key) values that are kept; the stored ones are
+ * removed. */
+static void flush(lua_State *L, frame *f, int base, int mt_idx, int extra) {
+    int slot = base + f->rel, i, k = f->pending;
+    if (!f->has_table) {
+        if (f->is_array) {
+            lua_createtable(L, k, 0);
+            lua_pushvalue(L, mt_idx);
+            lua_setmetatable(L, -2);
+        } else lua_createtable(L, 0, k);
+        lua_replace(L, slot);
+        f->has_table = 1;
+    }
+    if (f->is_array) {
+        for (i = 1; i <= k; i++) {
+            lua_pushvalue(L, slot + i);
+            lua_rawseti(L, slot, ++f->n);
+        }
+    } else {
+        for (i = 1; i <= 2 * k; i += 2) {
+            lua_pushvalue(L, slot + i);
+            lua_pushvalue(L, slot + i + 1);
+            lua_rawset(L, slot);
+        }
+    }
+    if (extra) {
+        lua_replace(L, slot + 1);
+        lua_settop(L, slot + 1);
+    } else lua_settop(L, slot);
+    f->pending = 0;
+}
+
+/* Open a container: a placeholder for its table is pushed. */
+static int open_container(lua_State *L, cz_decoder *d, int is_array, size_t at, int base, int mt_idx) {
+    frame *f;
     if (d->depth >= d->max_depth) {
         char what[80];
         snprintf(what, sizeof what, "nesting deeper than max_depth (%d)", d->max_depth);
@@ -337,45 +387,48 @@ static int open_container(lua_State *L, cz_decoder *d, int is_array, size_t at, 
     }
     if (d->depth == d->cap) {
         int ncap = d->cap ? d->cap * 2 : 32;
-        frame *f;
         if (ncap > d->max_depth) ncap = d->max_depth;
         f = (frame *)realloc(d->frames, (size_t)ncap * sizeof *f);
         if (f == NULL) return fail_at(d, at, "out of memory");
         d->frames = f;
         d->cap = ncap;
     }
-    if (!lua_checkstack(L, 4)) return fail_at(d, at, "nesting too deep for the Lua stack");
-    d->frames[d->depth].n = 0;
-    d->frames[d->depth].is_array = is_array;
-    d->depth++;
-    lua_createtable(L, 0, 0);
-    if (is_array) {
-        lua_pushvalue(L, mt_idx);
-        lua_setmetatable(L, -2);
-        d->state = S_ARR_FIRST;
-    } else d->state = S_OBJ_FIRST;
+    if (d->depth > 0 && lua_gettop(L) - base > STACK_SOFT_LIMIT) {
+        /* Keep the stack bounded: store the parent's values now. */
+        frame *parent = &d->frames[d->depth - 1];
+        flush(L, parent, base, mt_idx, !parent->is_array);
+    }
+    if (!lua_checkstack(L, 2 * FLUSH_AT + 8)) return fail_at(d, at, "nesting too deep for the Lua stack");
+    f = &d->frames[d->depth++];
+    f->n = 0;
+    f->pending = 0;
+    f->is_array = is_array;
+    f->has_table = 0;
+    lua_pushboolean(L, 0);
+    f->rel = lua_gettop(L) - base;
+    d->state = is_array ? S_ARR_FIRST : S_OBJ_FIRST;
     return 1;
 }
 
-/* A value was just pushed: store it into its container (or finish the
+/* A value was just pushed: count it into its container (or finish the
  * document) and set the state that follows. */
-static inline void value_done(lua_State *L, cz_decoder *d) {
-    if (d->depth == 0) d->state = S_DONE;
-    else {
-        frame *f = &d->frames[d->depth - 1];
-        if (f->is_array) {
-            lua_rawseti(L, -2, ++f->n);
-            d->state = S_ARR_NEXT;
-        } else {
-            lua_rawset(L, -3);
-            d->state = S_OBJ_NEXT;
-        }
+static inline void value_done(lua_State *L, cz_decoder *d, int base, int mt_idx) {
+    frame *f;
+    if (d->depth == 0) {
+        d->state = S_DONE;
+        return;
     }
+    f = &d->frames[d->depth - 1];
+    d->state = f->is_array ? S_ARR_NEXT : S_OBJ_NEXT;
+    if (++f->pending >= FLUSH_AT) flush(L, f, base, mt_idx, 0);
 }
 
-static inline void close_container(lua_State *L, cz_decoder *d) {
+/* ']' or '}': the table takes its final values and becomes a value. */
+static inline void close_container(lua_State *L, cz_decoder *d, int base, int mt_idx) {
+    frame *f = &d->frames[d->depth - 1];
+    flush(L, f, base, mt_idx, 0);
     d->depth--;
-    value_done(L, d);
+    value_done(L, d, base, mt_idx);
 }
 
 /* Start carrying the unfinished token s..end into the next chunk. */
@@ -448,6 +501,7 @@ static int resume_carry(lua_State *L, cz_decoder *d, const unsigned char *p,
 static int parse(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n,
                  int at_eof, int mt_idx) {
     const unsigned char *const start = p, *const end = p + n, *next;
+    const int base = mt_idx;
     size_t at;
     int r;
 #define AT(ptr) (d->offset + (size_t)((ptr) - start))
@@ -460,7 +514,7 @@ static int parse(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n,
         if (r == TOK_ERR) return 0;
         if (r == TOK_OK) {
             if (kind == C_KEY) d->state = S_OBJ_COLON;
-            else value_done(L, d);
+            else value_done(L, d, base, mt_idx);
         }
     }
 
@@ -472,21 +526,21 @@ static int parse(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n,
         at = AT(p);
         switch (d->state) {
         case S_ARR_FIRST:
-            if (c == ']') { p++; close_container(L, d); continue; }
+            if (c == ']') { p++; close_container(L, d, base, mt_idx); continue; }
             /* fallthrough */
         case S_VALUE:
             switch (c) {
             case '{':
-                if (!open_container(L, d, 0, at, mt_idx)) return 0;
+                if (!open_container(L, d, 0, at, base, mt_idx)) return 0;
                 p++;
                 continue;
             case '[':
-                if (!open_container(L, d, 1, at, mt_idx)) return 0;
+                if (!open_container(L, d, 1, at, base, mt_idx)) return 0;
                 p++;
                 continue;
             case '"':
                 r = scan_string(L, d, p, end, &next, at);
-                if (r == TOK_OK) { p = next; value_done(L, d); continue; }
+                if (r == TOK_OK) { p = next; value_done(L, d, base, mt_idx); continue; }
                 if (r == TOK_ERR) return 0;
                 if (!start_carry(d, C_STRING, p, end, at)) return 0;
                 p = end;
@@ -501,7 +555,7 @@ static int parse(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n,
                 }
                 if (!push_literal(L, d, p, (size_t)(q - p), at)) return 0;
                 p = q;
-                value_done(L, d);
+                value_done(L, d, base, mt_idx);
                 continue;
             }
             default:
@@ -515,17 +569,17 @@ static int parse(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n,
                     }
                     if (!push_number(L, d, p, (size_t)(q - p), at)) return 0;
                     p = q;
-                    value_done(L, d);
+                    value_done(L, d, base, mt_idx);
                     continue;
                 }
                 return fail_char(d, at, (unsigned char)c, "a value");
             }
         case S_ARR_NEXT:
             if (c == ',') { p++; d->state = S_VALUE; continue; }
-            if (c == ']') { p++; close_container(L, d); continue; }
+            if (c == ']') { p++; close_container(L, d, base, mt_idx); continue; }
             return fail_char(d, at, (unsigned char)c, "',' or ']'");
         case S_OBJ_FIRST:
-            if (c == '}') { p++; close_container(L, d); continue; }
+            if (c == '}') { p++; close_container(L, d, base, mt_idx); continue; }
             /* fallthrough */
         case S_OBJ_KEY:
             if (c != '"') return fail_char(d, at, (unsigned char)c, "a string key");
@@ -542,7 +596,7 @@ static int parse(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n,
             continue;
         case S_OBJ_NEXT:
             if (c == ',') { p++; d->state = S_OBJ_KEY; continue; }
-            if (c == '}') { p++; close_container(L, d); continue; }
+            if (c == '}') { p++; close_container(L, d, base, mt_idx); continue; }
             return fail_char(d, at, (unsigned char)c, "',' or '}'");
         default: /* S_DONE */
             return fail_char(d, at, (unsigned char)c, "end of input after the document");
@@ -550,7 +604,7 @@ static int parse(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n,
     }
     d->offset += n;
     if (at_eof && d->state != S_DONE)
-        return fail_at(d, d->offset, d->offset == 0 && d->depth == 0 && d->state == S_VALUE
+        return fail_at(d, d->offset, d->depth == 0 && d->state == S_VALUE && d->carry_kind == C_NONE
                                          ? "empty document" : "unexpected end of input (truncated document)");
     return 1;
 #undef AT

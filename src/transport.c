@@ -14,7 +14,7 @@
  *                             max_response_bytes =, max_depth =, ca_file =,
  *                             ca_path = }
  *   status, value, kind, message, curl_code, snippet =
- *       handle:perform(method, url [, body])
+ *       handle:perform(method, url [, body [, header_lines]])
  *
  * perform returns, for an HTTP response, its status and the decoded body
  * (nil for an empty body); when the body did not decode, kind ("decode"
@@ -267,32 +267,53 @@ int cz_transport_new(lua_State *L) {
     return 1;
 }
 
-/* Set method and body on the easy handle for this request. */
-static void set_method(lua_State *L, cz_handle *h, const char *method, const char *body, size_t blen) {
+/* Prepend line to the per-request header list; 0 on allocation failure. */
+static int add_req_header(cz_handle *h, const char *line) {
+    struct curl_slist *l = curl_slist_append(h->req_headers, line);
+    if (l == NULL) return 0;
+    h->req_headers = l;
+    return 1;
+}
+
+/* Set method, body and headers on the easy handle for this request.
+ * hdr_idx: 0 or the stack index of an array of "Name: value" lines.  The
+ * per-request list borrows the fixed list as its tail (unlinked again by
+ * free_req_headers).  Raises only before the transfer starts. */
+static void set_request(lua_State *L, cz_handle *h, const char *method, const char *body,
+                        size_t blen, int hdr_idx) {
     CURL *e = h->easy;
-    int is_get = strcmp(method, "GET") == 0;
+    int i, n = hdr_idx ? (int)lua_rawlen(L, hdr_idx) : 0;
+    free_req_headers(h);
+    for (i = 1; i <= n; i++) {
+        const char *line;
+        size_t len;
+        lua_rawgeti(L, hdr_idx, i);
+        line = lua_tolstring(L, -1, &len);
+        if (line == NULL || strlen(line) != len || strpbrk(line, "\r\n") != NULL) {
+            lua_pop(L, 1);
+            luaL_error(L, "cozmox: header lines must be strings without CR, LF or NUL");
+        }
+        if (!add_req_header(h, line)) luaL_error(L, "cozmox: out of memory");
+        lua_pop(L, 1);
+    }
+    if (body != NULL && (!add_req_header(h, "Content-Type: application/json") || !add_req_header(h, "Expect:")))
+        luaL_error(L, "cozmox: out of memory");
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, (char *)NULL);
     if (body == NULL) {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-        if (!is_get) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
-        return;
+        if (strcmp(method, "GET") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(e, CURLOPT_NOBODY, strcmp(method, "HEAD") == 0 ? 1L : 0L);
+    } else {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+        if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     }
-    h->req_headers = curl_slist_append(NULL, "Content-Type: application/json");
-    if (h->req_headers) {
-        struct curl_slist *l = curl_slist_append(h->req_headers, "Expect:");
-        if (l) h->req_headers = l;
-    }
-    if (h->req_headers == NULL) luaL_error(L, "cozmox: out of memory");
-    {
+    if (h->req_headers != NULL) {
         struct curl_slist *tail = h->req_headers;
         while (tail->next) tail = tail->next;
-        tail->next = h->headers; /* borrowed: unlinked before freeing */
-    }
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->req_headers);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+        tail->next = h->headers;
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->req_headers);
+    } else curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
 }
 
 static void free_req_headers(cz_handle *h) {
@@ -320,22 +341,24 @@ static int handle_perform(lua_State *L) {
     const char *url = luaL_checkstring(L, 3);
     size_t blen = 0;
     const char *body = luaL_optlstring(L, 4, NULL, &blen);
+    int hdr_idx = lua_isnoneornil(L, 5) ? 0 : 5;
     cz_transfer t;
     CURLcode rc;
     long status = 0;
     int nret;
 
     if (h->busy) return luaL_error(L, "cozmox: handle is already performing a request");
-    lua_settop(L, 4);
-    cz_getuservalue(L, 1); /* [5] decoder */
-    cz_decoder_rewind(L, 5);
+    if (hdr_idx) luaL_checktype(L, 5, LUA_TTABLE);
+    lua_settop(L, 5);
+    set_request(L, h, method, body, blen, hdr_idx);
+    cz_getuservalue(L, 1); /* [6] decoder */
+    cz_decoder_rewind(L, 6);
 
     memset(&t, 0, sizeof t);
     t.L = L;
     t.h = h;
-    t.dec_idx = 5;
+    t.dec_idx = 6;
     h->errbuf[0] = '\0';
-    set_method(L, h, method, body, blen);
     curl_easy_setopt(h->easy, CURLOPT_URL, url);
     curl_easy_setopt(h->easy, CURLOPT_WRITEDATA, &t);
 
@@ -377,9 +400,9 @@ static int handle_perform(lua_State *L) {
         lua_pushnil(L);
         return 2;
     }
-    if (cz_decoder_finish_raw(L, 5)) return 2;
+    if (cz_decoder_finish_raw(L, 6)) return 2;
     {
-        cz_decoder *d = (cz_decoder *)lua_touserdata(L, 5);
+        cz_decoder *d = (cz_decoder *)lua_touserdata(L, 6);
         lua_pushnil(L);
         lua_pushstring(L, "decode");
         lua_pushstring(L, cz_decoder_error(d));

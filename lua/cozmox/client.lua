@@ -8,10 +8,11 @@ local core = require("cozmox.core")
 local errors = require("cozmox.errors")
 local session = require("cozmox.session")
 
-local type, pairs, tostring, setmetatable, error = type, pairs, tostring, setmetatable, error
+local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
+local setmetatable, getmetatable = setmetatable, getmetatable
 local str_format, str_find, str_match, str_gsub = string.format, string.find, string.match, string.gsub
 local os_getenv, math_floor = os.getenv, math.floor
-local new_handle = core.new_handle
+local new_handle, escape_segment, encode = core.new_handle, core.escape_segment, core.encode
 local new_error, http_error = errors.new, errors.http
 
 local _M = {}
@@ -108,13 +109,13 @@ end
 
 --- Perform one request; path is already escaped.  Returns the decoded
 --  body (nil for an empty one) and the status, or nil, err.
-function Client:_send(method, path, body)
+function Client:_send(method, path, body, header_lines)
     local handle = self._handle
     if handle == nil then error("cozmox: the client is closed", 3) end
     if not self._has_token then
         return nil, new_error({ kind = "config", message = NO_TOKEN, method = method, path = path })
     end
-    local status, value, kind, message, code, snippet = handle:perform(method, self.base_url .. path, body)
+    local status, value, kind, message, code, snippet = handle:perform(method, self.base_url .. path, body, header_lines)
     if status == nil then
         return nil, new_error({ kind = kind, message = message, curl_code = code, method = method, path = path })
     end
@@ -140,6 +141,91 @@ function Client:_object(method, path, body)
             status = status, method = method, path = path })
     end
     return value
+end
+
+local METHODS = { GET = true, POST = true, PUT = true, PATCH = true, DELETE = true, HEAD = true }
+
+local function argerror(n, fname, msg)
+    error(str_format("bad argument #%d to '%s' (%s)", n, fname, msg), 3)
+end
+
+local function query_value(v)
+    local t = type(v)
+    if t == "string" then return v end
+    if t == "boolean" then return tostring(v) end
+    if t == "number" then
+        if v == math_floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then return str_format("%d", v) end
+        return (str_gsub(str_format("%.17g", v), ",", "."))
+    end
+    return nil
+end
+
+--- "?k=v&..." from a table (keys sorted, so URLs are deterministic).
+function _M.query_string(query, fname)
+    local keys = {}
+    for k, v in pairs(query) do
+        if type(k) ~= "string" then argerror(3, fname, "query keys must be strings") end
+        if query_value(v) == nil then
+            argerror(3, fname, str_format("query value '%s' must be a string, number or boolean", k))
+        end
+        keys[#keys + 1] = k
+    end
+    if #keys == 0 then return "" end
+    table.sort(keys)
+    local parts = {}
+    for i, k in ipairs(keys) do
+        parts[i] = escape_segment(k) .. "=" .. escape_segment(query_value(query[k]))
+    end
+    return "?" .. table.concat(parts, "&")
+end
+local query_string = _M.query_string
+
+--- client:request(method, path [, { query =, body =, headers = }]) -> value, err
+--  Any endpoint of the API with the client's auth, limits and errors.
+--  path starts with "/" and is sent as given (escape ids with
+--  cozmox.escape_segment); query values are percent-encoded; body is
+--  encoded with cozmox.json.encode.  An empty 2xx body gives true.
+function Client:request(method, path, opts)
+    if type(method) ~= "string" or not METHODS[method] then
+        argerror(1, "request", "HTTP method expected (GET, POST, PUT, PATCH, DELETE or HEAD)")
+    end
+    if type(path) ~= "string" or not str_find(path, "^/") or str_find(path, "[%s%z%c#?]") then
+        argerror(2, "request", "path starting with '/' expected, without spaces, control characters, '?' or '#'")
+    end
+    local body, lines
+    if opts ~= nil then
+        if type(opts) ~= "table" then argerror(3, "request", "table expected, got " .. type(opts)) end
+        for k in pairs(opts) do
+            if k ~= "query" and k ~= "body" and k ~= "headers" then
+                argerror(3, "request", "unknown option '" .. tostring(k) .. "'")
+            end
+        end
+        if opts.query ~= nil then
+            if type(opts.query) ~= "table" then argerror(3, "request", "option 'query' must be a table") end
+            path = path .. query_string(opts.query, "request")
+        end
+        if opts.body ~= nil then body = encode(opts.body) end
+        if opts.headers ~= nil then
+            if type(opts.headers) ~= "table" then argerror(3, "request", "option 'headers' must be a table") end
+            lines = {}
+            for name, value in pairs(opts.headers) do
+                if type(name) ~= "string" or not str_find(name, "^[%w!#$%%&'*+.^_`|~-]+$") then
+                    argerror(3, "request", "header names must be HTTP tokens")
+                end
+                local lname = string.lower(name)
+                if lname == "authorization" or lname == "host" or lname == "content-length" then
+                    argerror(3, "request", "header '" .. name .. "' is set by the client")
+                end
+                if type(value) ~= "string" or has_ctl(value) then
+                    argerror(3, "request", "header '" .. name .. "' must be a string without CR, LF or NUL")
+                end
+                lines[#lines + 1] = name .. ": " .. value
+            end
+        end
+    end
+    local value, status = self:_send(method, path, body, lines)
+    if value == nil and type(status) == "number" then return true end
+    return value, status
 end
 
 --- Release the connection now (also done by the garbage collector).

@@ -67,7 +67,7 @@ end
 -- Keep a snippet of a non-JSON body printable and short.
 local function printable(s)
     s = str_gsub(s, "[%z\1-\31\127-\255]+", " ")
-    s = str_gsub(s, "%s+", " ")
+    s = str_gsub(str_gsub(s, "%s+", " "), "^ ?(.-) ?$", "%1")
     if #s > 200 then s = str_sub(s, 1, 200) .. "..." end
     return s
 end

@@ -19,6 +19,7 @@ local _M = {
     array_mt = json.array_mt,
     new = client.new,
     is_error = errors.is_error,
+    escape_segment = require("cozmox.core").escape_segment,
 }
 
 -- The default client is built on first use, from the environment, so

@@ -1,0 +1,67 @@
+--- Helpers shared by the specs.
+local _M = {}
+
+local math_type = math.type or function(v)
+    if type(v) ~= "number" then return nil end
+    return "float" -- Lua 5.1/LuaJIT: one number type
+end
+_M.math_type = math_type
+
+--- Exact structural comparison: same types, same number subtypes (and
+--  bit-for-bit equal values, -0.0 vs 0.0 included), same metatables.
+--  Returns true, or false and the path of the first difference.
+function _M.same(a, b, path)
+    path = path or "$"
+    local ta, tb = type(a), type(b)
+    if ta ~= tb then return false, path .. ": " .. ta .. " vs " .. tb end
+    if ta == "number" then
+        if math_type(a) ~= math_type(b) then return false, path .. ": number subtype differs" end
+        if a ~= a and b ~= b then return true end
+        if a ~= b or (a == 0 and 1 / a ~= 1 / b) then
+            return false, path .. ": " .. string.format("%.17g vs %.17g", a, b)
+        end
+        return true
+    end
+    if ta ~= "table" then
+        if a ~= b then return false, path .. ": " .. tostring(a) .. " vs " .. tostring(b) end
+        return true
+    end
+    if getmetatable(a) ~= getmetatable(b) then return false, path .. ": metatables differ" end
+    for k, v in pairs(a) do
+        local ok, where = _M.same(v, rawget(b, k), path .. "." .. tostring(k))
+        if not ok then return false, where end
+    end
+    for k in pairs(b) do
+        if rawget(a, k) == nil then return false, path .. "." .. tostring(k) .. ": missing on the left" end
+    end
+    return true
+end
+
+function _M.read(path)
+    local f = assert(io.open(path, "rb"))
+    local s = f:read("*a")
+    f:close()
+    return s
+end
+
+--- Directory of this checkout's spec/ folder.
+_M.spec_dir = (debug.getinfo(1, "S").source:match("^@(.*)/support/util%.lua$")) or "spec"
+
+function _M.fixture(name)
+    return _M.read(_M.spec_dir .. "/fixtures/" .. name)
+end
+
+--- Lines printed by a shell command, and its success flag.
+function _M.run(cmd)
+    local p = assert(io.popen(cmd .. " 2>&1"))
+    local out = p:read("*a")
+    local ok = p:close()
+    return out, ok
+end
+
+--- The interpreter running the specs (for subprocess checks).
+function _M.lua_bin()
+    return os.getenv("LUA_BIN") or "lua5.4"
+end
+
+return _M

@@ -1,0 +1,402 @@
+/*
+ * jencode.c -- the JSON encoder: encode(value) -> string (json.h).
+ *
+ * One pass over the value, appending to a cz_buf that lives in a userdata
+ * on the Lua stack, so any error raised half-way (bad value, bad key,
+ * invalid UTF-8, cycle, depth, out of memory) leaks nothing.  Tables nest
+ * by C recursion bounded by CZ_DEFAULT_MAX_DEPTH; each level keeps at most
+ * a key and a value on the Lua stack.  All table access is raw.
+ *
+ * Mapping: tables with the CZ_ARRAY_MT metatable are arrays 1..rawlen
+ * (nil -> null); other tables with exactly the keys 1..n are arrays, the
+ * empty one is {}, the rest are objects with string keys.  Integers are
+ * exact, floats shortest round-trip (numconv.h), light userdata NULL is
+ * null, strings must be strict UTF-8 and are written raw except for '"',
+ * '\\' and control characters.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include "compat.h"
+#include "buffer.h"
+#include "numconv.h"
+#include "json.h"
+
+#define ENC_ERR "cozmox.json.encode: "
+
+/* Fixed slot of cz_json_encode's frame holding the array metatable. */
+#define IDX_ARRAY_MT 2
+
+typedef struct enc {
+    lua_State *L;
+    cz_buf *b;
+    int depth;                                  /* tables open right now */
+    const void *path[CZ_DEFAULT_MAX_DEPTH];     /* and which ones they are */
+} enc;
+
+static void enc_value(enc *e);
+
+/* String byte classes: 0 copied as is, 1 escaped, 2..4 lead byte of a
+ * UTF-8 sequence of that length, 5 never valid in UTF-8. */
+static const unsigned char str_class[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 0_ */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 1_ */
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 2_ */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 3_ */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 4_ */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,  /* 5_ */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 6_ */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 7_ */
+    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,  /* 8_ */
+    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,  /* 9_ */
+    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,  /* A_ */
+    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,  /* B_ */
+    5, 5, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,  /* C_ */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,  /* D_ */
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,  /* E_ */
+    4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,  /* F_ */
+};
+
+/* Short escapes of control characters; 0 means \u00XX. */
+static const char ctrl_short[32] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 'b', 't', 'n', 0, 'f', 'r', 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0,   0,   0,   0, 0,   0,   0, 0,
+};
+
+static const char digit_pairs[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* --- errors: all raise, none return ------------------------------------ */
+
+static void enc_nomem(enc *e) {
+    lua_pushliteral(e->L, "not enough memory");
+    lua_error(e->L);
+}
+
+static void enc_bad_value(enc *e) {
+    lua_State *L = e->L;
+    const char *tn = lua_type(L, -1) == LUA_TLIGHTUSERDATA ? "light userdata" : luaL_typename(L, -1);
+    luaL_error(L, ENC_ERR "cannot encode value of type %s", tn);
+}
+
+static void enc_bad_key(enc *e, int type) {
+    luaL_error(e->L, ENC_ERR "cannot encode table key of type %s (object keys must be strings)",
+               lua_typename(e->L, type));
+}
+
+/* pos: 0-based offset of the first byte of the ill-formed sequence. */
+static void enc_bad_utf8(enc *e, size_t pos) {
+    char num[32];
+    snprintf(num, sizeof num, "%zu", pos + 1);
+    luaL_error(e->L, ENC_ERR "invalid UTF-8 in string at byte %s", num);
+}
+
+/* The depth limit was hit entering table t.  A table open twice on the
+ * path (t included) means the data is cyclic, otherwise merely too deep.
+ * Cycles are only looked for here, so acyclic data pays nothing, and any
+ * cycle ends here: each lap through it adds at least one level. */
+static void enc_too_deep(enc *e, int t) {
+    const void *p = lua_topointer(e->L, t);
+    int i, j;
+    for (i = 0; i < e->depth; i++) {
+        if (e->path[i] == p) goto cycle;
+        for (j = i + 1; j < e->depth; j++)
+            if (e->path[i] == e->path[j]) goto cycle;
+    }
+    luaL_error(e->L, ENC_ERR "nesting deeper than %d", CZ_DEFAULT_MAX_DEPTH);
+cycle:
+    luaL_error(e->L, ENC_ERR "cycle detected");
+}
+
+/* --- scalars ------------------------------------------------------------ */
+
+static inline void enc_lit(enc *e, const char *s, size_t n) {
+    if (!cz_buf_add(e->b, s, n)) enc_nomem(e);
+}
+#define ENC_LIT(e, s) enc_lit((e), "" s, sizeof(s) - 1)
+
+static inline void enc_char(enc *e, char c) {
+    if (!cz_buf_addc(e->b, c)) enc_nomem(e);
+}
+
+static void enc_integer(enc *e, long long v) {
+    char tmp[24], *p = tmp + sizeof tmp;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    while (u >= 100) {
+        const char *d = digit_pairs + 2 * (u % 100);
+        u /= 100;
+        *--p = d[1];
+        *--p = d[0];
+    }
+    if (u >= 10) {
+        *--p = digit_pairs[2 * u + 1];
+        *--p = digit_pairs[2 * u];
+    } else {
+        *--p = (char)('0' + u);
+    }
+    if (v < 0) *--p = '-';
+    enc_lit(e, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+/* Number at the top.  Integral floats below 1e15 are written as digits
+ * plus ".0", exactly what cz_format_double would give, without its
+ * snprintf/strtod round trips. */
+static void enc_number(enc *e) {
+    lua_State *L = e->L;
+    long long i;
+    double d;
+    if (cz_isinteger(L, -1, &i)) {
+        enc_integer(e, i);
+        return;
+    }
+    d = (double)lua_tonumber(L, -1);
+    if (!isfinite(d))
+        luaL_error(L, ENC_ERR "cannot encode NaN/inf (got %s)", isnan(d) ? "NaN" : d > 0 ? "inf" : "-inf");
+    if (d > -1e15 && d < 1e15 && d != 0.0 && d == (double)(long long)d) {
+        enc_integer(e, (long long)d);
+        ENC_LIT(e, ".0");
+        return;
+    }
+    if (!cz_buf_reserve(e->b, CZ_NUMBUF)) enc_nomem(e);
+    e->b->len += cz_format_double(d, e->b->data + e->b->len);
+}
+
+/* Are all 8 bytes of x copied as is (str_class 0)?  Bytes >= 0x80 show
+ * in x itself; for the others, subtracting 0x20 / XOR-ing with '"' or '\\'
+ * then subtracting 1 sets a byte's top bit exactly when it is special
+ * (a borrow only spreads upwards from a byte that is special itself). */
+static inline int enc_plain8(uint64_t x) {
+    const uint64_t ones = 0x0101010101010101ULL, high = ones * 0x80;
+    uint64_t t = (x - ones * 0x20) | ((x ^ (ones * '"')) - ones) | ((x ^ (ones * '\\')) - ones);
+    return ((t | x) & high) == 0;
+}
+
+/* s[0..n) as a quoted JSON string.  Runs of bytes that need no escape
+ * (valid multi-byte UTF-8 included) are copied with one memcpy.  Space
+ * invariant: once `run` bytes are written, the buffer has room for
+ * n - run more plus the closing quote, so only escapes need a check. */
+static void enc_string(enc *e, const unsigned char *s, size_t n) {
+    cz_buf *b = e->b;
+    size_t i = 0, run = 0;
+    if (!cz_buf_reserve(b, n + 2)) enc_nomem(e);
+    b->data[b->len++] = '"';
+    for (;;) {
+        unsigned c, c1;
+        while (n - i >= 8) {
+            uint64_t x;
+            memcpy(&x, s + i, 8);
+            if (!enc_plain8(x)) break;
+            i += 8;
+        }
+        while (i < n && str_class[s[i]] == 0) i++;
+        if (i == n) break;
+        c = s[i];
+        switch (str_class[c]) {
+        case 1: {
+            char *w;
+            memcpy(b->data + b->len, s + run, i - run);
+            b->len += i - run;
+            if (!cz_buf_reserve(b, n - i + 6)) enc_nomem(e);
+            w = b->data + b->len;
+            w[0] = '\\';
+            if (c == '"' || c == '\\') {
+                w[1] = (char)c;
+                b->len += 2;
+            } else if (ctrl_short[c]) {
+                w[1] = ctrl_short[c];
+                b->len += 2;
+            } else {
+                w[1] = 'u'; w[2] = '0'; w[3] = '0';
+                w[4] = "0123456789abcdef"[c >> 4];
+                w[5] = "0123456789abcdef"[c & 15];
+                b->len += 6;
+            }
+            run = ++i;
+            break;
+        }
+        case 2:
+            if (n - i < 2 || (s[i + 1] & 0xC0) != 0x80) enc_bad_utf8(e, i);
+            i += 2;
+            break;
+        case 3:
+            c1 = n - i < 3 ? 0 : s[i + 1];
+            if (c1 < (c == 0xE0 ? 0xA0u : 0x80u) || c1 > (c == 0xED ? 0x9Fu : 0xBFu) ||
+                (s[i + 2] & 0xC0) != 0x80)
+                enc_bad_utf8(e, i);
+            i += 3;
+            break;
+        case 4:
+            c1 = n - i < 4 ? 0 : s[i + 1];
+            if (c1 < (c == 0xF0 ? 0x90u : 0x80u) || c1 > (c == 0xF4 ? 0x8Fu : 0xBFu) ||
+                (s[i + 2] & 0xC0) != 0x80 || (s[i + 3] & 0xC0) != 0x80)
+                enc_bad_utf8(e, i);
+            i += 4;
+            break;
+        default:
+            enc_bad_utf8(e, i);
+        }
+    }
+    memcpy(b->data + b->len, s + run, n - run);
+    b->len += n - run;
+    b->data[b->len++] = '"';
+}
+
+/* --- tables ------------------------------------------------------------- */
+
+/* Elements 1..n of the table at t, missing ones as null.  Leaves the
+ * stack as it found it (one slot used per element). */
+static void enc_array(enc *e, int t, size_t n) {
+    lua_State *L = e->L;
+    size_t i;
+    enc_char(e, '[');
+    for (i = 1; i <= n; i++) {
+        if (i > 1) enc_char(e, ',');
+        lua_rawgeti(L, t, i);
+        enc_value(e);
+        lua_pop(L, 1);
+    }
+    enc_char(e, ']');
+}
+
+/* Plain table at t, nothing above it, whose first key (type first_type)
+ * is not a string: an array if its keys are exactly 1..n, else an error
+ * naming a non-string key's type. */
+static void enc_array_checked(enc *e, int t, int first_type) {
+    lua_State *L = e->L;
+    long long k = 0, max = 0, count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TNUMBER || !cz_isinteger(L, -1, &k) || k < 1)
+            enc_bad_key(e, first_type);
+        count++;
+        if (k > max) max = k;
+    }
+    if (count != max) enc_bad_key(e, LUA_TNUMBER);
+    enc_array(e, t, (size_t)max);
+}
+
+/* Table at t with no array metatable; nothing above it on entry or exit.
+ * A string first key means an object.  Otherwise it must be an array:
+ * while lua_next yields the keys 1, 2, 3... in order (the usual case)
+ * the elements are written straight away; any other order rewinds the
+ * output and decides by a full pass over the keys. */
+static void enc_plain(enc *e, int t) {
+    lua_State *L = e->L;
+    size_t mark = e->b->len;
+    lua_Number want = 1;
+    int first_type;
+    lua_pushnil(L);
+    if (!lua_next(L, t)) {
+        ENC_LIT(e, "{}");
+        return;
+    }
+    first_type = lua_type(L, -2);
+    if (first_type == LUA_TSTRING) {
+        enc_char(e, '{');
+        do {
+            size_t kl;
+            const char *k;
+            if (lua_type(L, -2) != LUA_TSTRING) enc_bad_key(e, lua_type(L, -2));
+            if (e->b->len != mark + 1) enc_char(e, ',');
+            k = lua_tolstring(L, -2, &kl);
+            enc_string(e, (const unsigned char *)k, kl);
+            enc_char(e, ':');
+            enc_value(e);
+            lua_pop(L, 1);
+        } while (lua_next(L, t));
+        enc_char(e, '}');
+        return;
+    }
+    enc_char(e, '[');
+    do {
+        if (lua_type(L, -2) != LUA_TNUMBER || lua_tonumber(L, -2) != want) {
+            lua_pop(L, 2);
+            e->b->len = mark;
+            enc_array_checked(e, t, first_type);
+            return;
+        }
+        if (want > 1) enc_char(e, ',');
+        enc_value(e);
+        lua_pop(L, 1);
+        want += 1;
+    } while (lua_next(L, t));
+    enc_char(e, ']');
+}
+
+/* Table at the top; leaves the stack as it found it.  Counts depth and
+ * records the table on the path for enc_too_deep. */
+static void enc_table(enc *e) {
+    lua_State *L = e->L;
+    int t = lua_gettop(L);
+    if (e->depth == CZ_DEFAULT_MAX_DEPTH) enc_too_deep(e, t);
+    e->path[e->depth++] = lua_topointer(L, t);
+    luaL_checkstack(L, 3, ENC_ERR "Lua stack exhausted");
+    if (lua_getmetatable(L, t)) {
+        int is_array = lua_rawequal(L, -1, IDX_ARRAY_MT);
+        lua_pop(L, 1);
+        if (is_array) {
+            enc_array(e, t, lua_rawlen(L, t));
+            e->depth--;
+            return;
+        }
+    }
+    enc_plain(e, t);
+    e->depth--;
+}
+
+/* Value at the top; leaves the stack as it found it. */
+static void enc_value(enc *e) {
+    lua_State *L = e->L;
+    switch (lua_type(L, -1)) {
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, -1, &n);
+        enc_string(e, (const unsigned char *)s, n);
+        break;
+    }
+    case LUA_TNUMBER:
+        enc_number(e);
+        break;
+    case LUA_TTABLE:
+        enc_table(e);
+        break;
+    case LUA_TBOOLEAN:
+        if (lua_toboolean(L, -1)) ENC_LIT(e, "true");
+        else ENC_LIT(e, "false");
+        break;
+    case LUA_TNIL:
+        ENC_LIT(e, "null");
+        break;
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, -1) == NULL) {
+            ENC_LIT(e, "null");
+            break;
+        }
+        /* fall through */
+    default:
+        enc_bad_value(e);
+    }
+}
+
+/* encode(value) -> string.  Frame: 1 the value, 2 the array metatable
+ * (IDX_ARRAY_MT, nil if unregistered), 3 the buffer userdata, 4 the value
+ * again as the top for enc_value.  The buffer is freed eagerly once the
+ * result string exists; its __gc covers every error path. */
+int cz_json_encode(lua_State *L) {
+    enc e;
+    luaL_checkany(L, 1);
+    lua_settop(L, 1);
+    luaL_getmetatable(L, CZ_ARRAY_MT);
+    e.L = L;
+    e.b = cz_buf_push(L);
+    e.depth = 0;
+    lua_pushvalue(L, 1);
+    enc_value(&e);
+    lua_pushlstring(L, e.b->data, e.b->len);
+    cz_buf_free(e.b);
+    return 1;
+}
