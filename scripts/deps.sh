@@ -15,7 +15,7 @@ set -euo pipefail
 packages=(
   gcc make pkg-config
   lua5.4 liblua5.4-dev libcurl4-openssl-dev
-  lua-busted lua-cjson lua-dkjson lua-socket
+  lua-busted lua-cjson lua-dkjson lua-socket luarocks
   nginx libnginx-mod-http-lua
   openssl locales curl
 )

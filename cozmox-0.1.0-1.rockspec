@@ -1,0 +1,48 @@
+package = "cozmox"
+version = "0.1.0-1"
+source = {
+   url = "git+https://github.com/cozmox/cozmox-lua.git",
+   tag = "v0.1.0",
+}
+description = {
+   summary = "Lua client for the cozmox voice-AI API (libcurl C core, streaming JSON to native tables)",
+   detailed = [[
+      cozmox.session.get(id) fetches a session over libcurl and builds native
+      Lua tables directly from the received bytes with a streaming JSON
+      decoder written in C: exact 64-bit integers, arrays distinguishable from
+      objects, cjson-compatible null, no intermediate body string.
+   ]],
+   homepage = "https://github.com/cozmox/cozmox-lua",
+   license = "MIT",
+}
+dependencies = {
+   "lua >= 5.1, < 5.5",
+}
+external_dependencies = {
+   -- Only the library is probed: Debian/Ubuntu keep curl/curl.h under the
+   -- multiarch include directory, which the compiler searches by itself
+   -- but luarocks' header probe does not.
+   CURL = {
+      library = "curl",
+   },
+}
+build = {
+   type = "builtin",
+   modules = {
+      ["cozmox.core"] = {
+         sources = {
+            "src/buffer.c", "src/core.c", "src/jdecode.c", "src/jencode.c",
+            "src/numconv.c", "src/transport.c",
+         },
+         libraries = { "curl" },
+         incdirs = { "$(CURL_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)" },
+      },
+      ["cozmox"] = "lua/cozmox/init.lua",
+      ["cozmox.client"] = "lua/cozmox/client.lua",
+      ["cozmox.errors"] = "lua/cozmox/errors.lua",
+      ["cozmox.json"] = "lua/cozmox/json.lua",
+      ["cozmox.session"] = "lua/cozmox/session.lua",
+   },
+   copy_directories = { "examples" },
+}
