@@ -31,7 +31,7 @@ build = {
    modules = {
       ["cozmox.core"] = {
          sources = {
-            "src/buffer.c", "src/core.c", "src/jdecode.c", "src/jencode.c",
+            "src/buffer.c", "src/clock.c", "src/core.c", "src/jdecode.c", "src/jencode.c",
             "src/numconv.c", "src/transport.c",
          },
          libraries = { "curl" },
@@ -42,6 +42,7 @@ build = {
       ["cozmox.client"] = "lua/cozmox/client.lua",
       ["cozmox.errors"] = "lua/cozmox/errors.lua",
       ["cozmox.json"] = "lua/cozmox/json.lua",
+      ["cozmox.retry"] = "lua/cozmox/retry.lua",
       ["cozmox.session"] = "lua/cozmox/session.lua",
    },
    copy_directories = { "examples" },

@@ -7,6 +7,7 @@
 #include "buffer.h"
 #include "json.h"
 #include "transport.h"
+#include "clock.h"
 
 static const luaL_Reg core_funcs[] = {
     {"encode", cz_json_encode},
@@ -14,6 +15,8 @@ static const luaL_Reg core_funcs[] = {
     {"decoder", cz_json_decoder},
     {"new_handle", cz_transport_new},
     {"escape_segment", cz_escape_segment},
+    {"sleep", cz_clock_sleep},
+    {"now", cz_clock_now},
     {NULL, NULL}};
 
 int luaopen_cozmox_core(lua_State *L);

@@ -24,13 +24,26 @@
  */
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 #include <curl/curl.h>
 #include "compat.h"
+#include "buffer.h"
 #include "json.h"
 #include "transport.h"
 
 #define HANDLE_MT "cozmox.handle"
+#define SHARE_MT "cozmox.share"
 #define SNIPPET_MAX 512
+/* Response header blocks larger than this are cut (curl itself refuses
+ * single headers over 100 KB). */
+#define HEADERS_MAX (256 * 1024)
+
+/* The per-Lua-state curl share handle: DNS cache, TLS sessions and the
+ * connection pool are shared by every client of the state.  One Lua state
+ * runs on one thread at a time, so no lock callbacks are needed. */
+typedef struct cz_share {
+    CURLSH *sh;
+} cz_share;
 
 typedef struct cz_handle {
     CURL *easy;
@@ -38,6 +51,7 @@ typedef struct cz_handle {
     struct curl_slist *req_headers; /* per request, freed after it */
     curl_off_t max_bytes;
     int busy;
+    cz_buf hdrs;                    /* header block of the last response */
     char errbuf[CURL_ERROR_SIZE];
 } cz_handle;
 
@@ -49,6 +63,7 @@ typedef struct cz_transfer {
     curl_off_t received;  /* body bytes after content decoding */
     const char *abort_kind;
     int decode_failed;
+    int started;          /* some response byte (header) arrived */
     size_t snip_len;
     char snippet[SNIPPET_MAX];
     char message[256];
@@ -89,6 +104,18 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
     return n;
 }
 
+/* Keep the header block of the final response (a new status line, after
+ * a 1xx or a followed redirect, starts a new block). */
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata) {
+    cz_transfer *t = (cz_transfer *)userdata;
+    cz_buf *b = &t->h->hdrs;
+    size_t n = size * nmemb;
+    t->started = 1;
+    if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) b->len = 0;
+    if (b->len + n <= HEADERS_MAX) (void)cz_buf_add(b, ptr, n);
+    return n;
+}
+
 /* ---------------------------------------------------------------- errors */
 
 static const char *curl_kind(CURLcode rc) {
@@ -110,7 +137,6 @@ static const char *curl_kind(CURLcode rc) {
     case CURLE_SSL_ENGINE_INITFAILED:
     case CURLE_USE_SSL_FAILED:
         return "tls";
-    case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_URL_MALFORMAT:
     case CURLE_NOT_BUILT_IN:
         return "config";
@@ -135,6 +161,7 @@ static void handle_release(cz_handle *h) {
     free_req_headers(h);
     if (h->easy) curl_easy_cleanup(h->easy);
     if (h->headers) curl_slist_free_all(h->headers);
+    cz_buf_free(&h->hdrs);
     h->easy = NULL;
     h->headers = NULL;
 }
@@ -195,7 +222,9 @@ static int set_or_fail(lua_State *L, CURLcode rc, const char *what) {
 /* new_handle(opts).  Stack: [1] opts table. */
 int cz_transport_new(lua_State *L) {
     cz_handle *h;
-    const char *auth, *ua, *ca_file, *ca_path;
+    const char *auth, *ua, *ca_file, *ca_path, *proxy;
+    int insecure, follow;
+    cz_share *share;
     long timeout, connect_timeout;
     lua_Number max_bytes = 64.0 * 1024 * 1024;
     int max_depth = CZ_DEFAULT_MAX_DEPTH;
@@ -207,6 +236,12 @@ int cz_transport_new(lua_State *L) {
     ua = opt_str(L, "user_agent");
     ca_file = opt_str(L, "ca_file");
     ca_path = opt_str(L, "ca_path");
+    proxy = opt_str(L, "proxy");
+    lua_getfield(L, 1, "insecure");
+    insecure = lua_toboolean(L, -1);
+    lua_getfield(L, 1, "follow_redirects");
+    follow = lua_toboolean(L, -1);
+    lua_pop(L, 2);
     timeout = opt_ms(L, "timeout", 60000);
     connect_timeout = opt_ms(L, "connect_timeout", 10000);
     lua_getfield(L, 1, "max_response_bytes");
@@ -246,14 +281,18 @@ int cz_transport_new(lua_State *L) {
     set_or_fail(L, curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf), "ERRORBUFFER");
     set_or_fail(L, curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers), "HTTPHEADER");
     set_or_fail(L, curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body), "WRITEFUNCTION");
+    set_or_fail(L, curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header), "HEADERFUNCTION");
     set_or_fail(L, curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout), "timeout");
     set_or_fail(L, curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout), "connect_timeout");
     set_or_fail(L, curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""), "ACCEPT_ENCODING");
-    set_or_fail(L, curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L), "FOLLOWLOCATION");
+    /* Redirects only when asked; curl never sends our Authorization
+     * header to another host (no CURLOPT_UNRESTRICTED_AUTH). */
+    set_or_fail(L, curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, follow ? 1L : 0L), "FOLLOWLOCATION");
+    set_or_fail(L, curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L), "MAXREDIRS");
     set_or_fail(L, curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L), "PATH_AS_IS");
     set_or_fail(L, curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L), "TCP_KEEPALIVE");
-    set_or_fail(L, curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L), "SSL_VERIFYPEER");
-    set_or_fail(L, curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L), "SSL_VERIFYHOST");
+    set_or_fail(L, curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, insecure ? 0L : 1L), "SSL_VERIFYPEER");
+    set_or_fail(L, curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, insecure ? 0L : 2L), "SSL_VERIFYHOST");
 #if LIBCURL_VERSION_NUM >= 0x075500
     set_or_fail(L, curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https"), "PROTOCOLS");
     set_or_fail(L, curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"), "REDIR_PROTOCOLS");
@@ -264,6 +303,12 @@ int cz_transport_new(lua_State *L) {
     if (ua) set_or_fail(L, curl_easy_setopt(e, CURLOPT_USERAGENT, ua), "user_agent");
     if (ca_file) set_or_fail(L, curl_easy_setopt(e, CURLOPT_CAINFO, ca_file), "ca_file");
     if (ca_path) set_or_fail(L, curl_easy_setopt(e, CURLOPT_CAPATH, ca_path), "ca_path");
+    if (proxy) set_or_fail(L, curl_easy_setopt(e, CURLOPT_PROXY, proxy), "proxy");
+    luaL_getmetatable(L, SHARE_MT);
+    lua_getfield(L, -1, "instance");
+    share = (cz_share *)lua_touserdata(L, -1);
+    if (share != NULL && share->sh != NULL) curl_easy_setopt(e, CURLOPT_SHARE, share->sh);
+    lua_pop(L, 2);
     return 1;
 }
 
@@ -325,13 +370,14 @@ static void free_req_headers(cz_handle *h) {
     h->req_headers = NULL;
 }
 
-static int push_failure(lua_State *L, const char *kind, const char *message, int curl_code) {
+static int push_failure(lua_State *L, const char *kind, const char *message, int curl_code, int started) {
     lua_pushnil(L);
     lua_pushnil(L);
     lua_pushstring(L, kind);
     lua_pushstring(L, message);
     lua_pushinteger(L, curl_code);
-    return 5;
+    lua_pushboolean(L, started);
+    return 6;
 }
 
 /* handle:perform(method, url [, body]).  See the top of the file. */
@@ -361,6 +407,8 @@ static int handle_perform(lua_State *L) {
     h->errbuf[0] = '\0';
     curl_easy_setopt(h->easy, CURLOPT_URL, url);
     curl_easy_setopt(h->easy, CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(h->easy, CURLOPT_HEADERDATA, &t);
+    h->hdrs.len = 0;
 
     h->busy = 1;
     rc = curl_easy_perform(h->easy);
@@ -384,7 +432,7 @@ static int handle_perform(lua_State *L) {
         if (h->errbuf[0]) snprintf(msg, sizeof msg, "%s", h->errbuf);
         else snprintf(msg, sizeof msg, "%s", curl_easy_strerror(rc));
         msg[strcspn(msg, "\r\n")] = '\0';
-        return push_failure(L, kind, msg, (int)rc);
+        return push_failure(L, kind, msg, (int)rc, t.started);
     }
     curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
     lua_pushinteger(L, status);
@@ -411,6 +459,118 @@ static int handle_perform(lua_State *L) {
         nret = 6;
     }
     return nret;
+}
+
+/* Call fn(name, nlen, value, vlen, ud) for each header line of the last
+ * response; stops early when fn returns nonzero. */
+static int each_header(cz_handle *h, int (*fn)(const char *, size_t, const char *, size_t, void *), void *ud) {
+    const char *p = h->hdrs.data, *end = p + h->hdrs.len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *line_end = eol ? eol : end, *colon, *v, *ve;
+        if (line_end > p && line_end[-1] == '\r') line_end--;
+        colon = memchr(p, ':', (size_t)(line_end - p));
+        if (colon != NULL && !(line_end - p >= 5 && memcmp(p, "HTTP/", 5) == 0)) {
+            v = colon + 1;
+            while (v < line_end && (*v == ' ' || *v == '\t')) v++;
+            ve = line_end;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+            if (fn(p, (size_t)(colon - p), v, (size_t)(ve - v), ud)) return 1;
+        }
+        p = eol ? eol + 1 : end;
+    }
+    return 0;
+}
+
+struct find_header { const char *name; size_t len; const char *v; size_t vlen; };
+
+static int match_header(const char *n, size_t nlen, const char *v, size_t vlen, void *ud) {
+    struct find_header *f = (struct find_header *)ud;
+    if (nlen == f->len && strncasecmp(n, f->name, nlen) == 0) {
+        f->v = v, f->vlen = vlen;
+        return 1;
+    }
+    return 0;
+}
+
+/* handle:header(name) -> value of that response header of the last
+ * response (first occurrence, case-insensitive name), or nil. */
+static int handle_header(lua_State *L) {
+    cz_handle *h = check_handle(L);
+    struct find_header f;
+    f.name = luaL_checklstring(L, 2, &f.len);
+    f.v = NULL;
+    if (each_header(h, match_header, &f)) lua_pushlstring(L, f.v, f.vlen);
+    else lua_pushnil(L);
+    return 1;
+}
+
+/* Stack: [-1] headers table.  Lower-case names; repeats joined by ", ". */
+static int add_header(const char *n, size_t nlen, const char *v, size_t vlen, void *ud) {
+    lua_State *L = (lua_State *)ud;
+    char name[128];
+    size_t i;
+    if (nlen >= sizeof name) return 0;
+    for (i = 0; i < nlen; i++) name[i] = (char)((n[i] >= 'A' && n[i] <= 'Z') ? n[i] + 32 : n[i]);
+    lua_pushlstring(L, name, nlen);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -3);
+    if (lua_isstring(L, -1)) {
+        lua_pushliteral(L, ", ");
+        lua_pushlstring(L, v, vlen);
+        lua_concat(L, 3);
+    } else {
+        lua_pop(L, 1);
+        lua_pushlstring(L, v, vlen);
+    }
+    lua_rawset(L, -3);
+    return 0;
+}
+
+static void set_timing(lua_State *L, CURL *e, CURLINFO info, const char *name) {
+    curl_off_t us = 0;
+    if (curl_easy_getinfo(e, info, &us) != CURLE_OK) us = 0;
+    lua_pushnumber(L, (lua_Number)us / 1e6);
+    lua_setfield(L, -2, name);
+}
+
+/* handle:meta() -> { status, http_version, headers = {...}, timings = {
+ * namelookup, connect, tls, first_byte, total } (seconds from the start),
+ * bytes, primary_ip, redirects } for the last request. */
+static int handle_meta(lua_State *L) {
+    cz_handle *h = check_handle(L);
+    CURL *e = h->easy;
+    long status = 0, version = 0, redirects = 0;
+    curl_off_t bytes = 0;
+    char *ip = NULL;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &version);
+    curl_easy_getinfo(e, CURLINFO_REDIRECT_COUNT, &redirects);
+    curl_easy_getinfo(e, CURLINFO_SIZE_DOWNLOAD_T, &bytes);
+    curl_easy_getinfo(e, CURLINFO_PRIMARY_IP, &ip);
+    lua_createtable(L, 0, 8);
+    lua_pushinteger(L, status);
+    lua_setfield(L, -2, "status");
+    lua_pushstring(L, version == CURL_HTTP_VERSION_2_0 ? "2" : version == CURL_HTTP_VERSION_1_0 ? "1.0"
+                     : version == CURL_HTTP_VERSION_1_1 ? "1.1" : version == 0 ? "" : "3");
+    lua_setfield(L, -2, "http_version");
+    lua_pushinteger(L, redirects);
+    lua_setfield(L, -2, "redirects");
+    lua_pushnumber(L, (lua_Number)bytes);
+    lua_setfield(L, -2, "bytes");
+    lua_pushstring(L, ip ? ip : "");
+    lua_setfield(L, -2, "primary_ip");
+    lua_newtable(L);
+    each_header(h, add_header, L);
+    lua_setfield(L, -2, "headers");
+    lua_createtable(L, 0, 5);
+    set_timing(L, e, CURLINFO_NAMELOOKUP_TIME_T, "namelookup");
+    set_timing(L, e, CURLINFO_CONNECT_TIME_T, "connect");
+    set_timing(L, e, CURLINFO_APPCONNECT_TIME_T, "tls");
+    set_timing(L, e, CURLINFO_STARTTRANSFER_TIME_T, "first_byte");
+    set_timing(L, e, CURLINFO_TOTAL_TIME_T, "total");
+    lua_setfield(L, -2, "timings");
+    return 1;
 }
 
 /* escape_segment(s): unreserved characters (RFC 3986) stay, everything
@@ -442,13 +602,48 @@ int cz_escape_segment(lua_State *L) {
 
 static const luaL_Reg handle_methods[] = {
     {"perform", handle_perform},
+    {"header", handle_header},
+    {"meta", handle_meta},
     {"close", handle_close},
     {NULL, NULL}};
+
+static int share_gc(lua_State *L) {
+    cz_share *s = (cz_share *)luaL_checkudata(L, 1, SHARE_MT);
+    /* Finalized after every handle of the state (created before them);
+     * should one still use it, curl refuses and the share is left. */
+    if (s->sh != NULL && curl_share_cleanup(s->sh) == CURLSHE_OK) s->sh = NULL;
+    return 0;
+}
+
+/* The state's share handle, kept as field "instance" of its metatable. */
+static void share_create(lua_State *L) {
+    cz_share *s;
+    luaL_newmetatable(L, SHARE_MT);
+    lua_pushcfunction(L, share_gc);
+    lua_setfield(L, -2, "__gc");
+    s = (cz_share *)cz_newuserdata(L, sizeof *s);
+    s->sh = NULL;
+    lua_pushvalue(L, -2);
+    lua_setmetatable(L, -2);
+    s->sh = curl_share_init();
+    if (s->sh != NULL) {
+        curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+        curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+#if LIBCURL_VERSION_NUM >= 0x073900
+        curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+#endif
+    }
+    lua_setfield(L, -2, "instance");
+    lua_pop(L, 1);
+}
 
 int cz_transport_register(lua_State *L) {
     /* curl_global_init is reference counted by libcurl itself; the module
      * is loaded once per Lua state, and this is the only global state. */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return 0;
+    luaL_getmetatable(L, SHARE_MT);
+    if (lua_isnil(L, -1)) share_create(L);
+    lua_pop(L, 1);
     if (luaL_newmetatable(L, HANDLE_MT)) {
         cz_newlib(L, handle_methods);
         lua_setfield(L, -2, "__index");

@@ -7,6 +7,7 @@
 local core = require("cozmox.core")
 local errors = require("cozmox.errors")
 local session = require("cozmox.session")
+local retry = require("cozmox.retry")
 
 local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
 local setmetatable, getmetatable = setmetatable, getmetatable
@@ -14,6 +15,8 @@ local str_format, str_find, str_match, str_gsub = string.format, string.find, st
 local os_getenv, math_floor = os.getenv, math.floor
 local new_handle, escape_segment, encode = core.new_handle, core.escape_segment, core.encode
 local new_error, http_error = errors.new, errors.http
+local io_stderr = io.stderr
+local RETRY_STATUS, IDEMPOTENT, retry_delay = retry.STATUS, retry.IDEMPOTENT, retry.delay
 
 local _M = {}
 
@@ -29,8 +32,13 @@ local NO_TOKEN = "no API token: set the COZMOX_TOKEN environment variable "
 local OPTIONS = {
     token = "string", base_url = "string", timeout = "number", connect_timeout = "number",
     max_response_bytes = "number", max_depth = "number", ca_file = "string", ca_path = "string",
-    user_agent = "string",
+    user_agent = "string", max_retries = "number", max_retry_wait = "number", sleep = "function",
+    insecure = "boolean", proxy = "string", follow_redirects = "boolean", debug = "boolean",
+    on_response = "function",
 }
+
+-- Said once per Lua state, the first time a client disables verification.
+local insecure_warned = false
 
 local function bad_option(name, msg, level)
     error(str_format("bad argument #1 to 'new' (option '%s' %s)", name, msg), level + 1)
@@ -82,6 +90,22 @@ local function settings(opts)
     end
     base_url = str_gsub(base_url, "/+$", "")
 
+    local max_retries = opts.max_retries
+    if max_retries ~= nil and (max_retries < 0 or max_retries > 100 or math_floor(max_retries) ~= max_retries) then
+        bad_option("max_retries", "must be an integer between 0 and 100", 2)
+    end
+    local max_retry_wait = opts.max_retry_wait
+    if max_retry_wait ~= nil and not (max_retry_wait >= 0 and max_retry_wait <= 86400) then
+        bad_option("max_retry_wait", "must be a number of seconds between 0 and 86400", 2)
+    end
+    if opts.proxy ~= nil and (has_ctl(opts.proxy) or opts.proxy == "") then
+        bad_option("proxy", "must be a non-empty URL without CR, LF or NUL", 2)
+    end
+    local debug_trace = opts.debug
+    if debug_trace == nil then
+        local env = os_getenv("COZMOX_DEBUG")
+        debug_trace = env ~= nil and env ~= "" and env ~= "0"
+    end
     check_positive(opts, "timeout")
     check_positive(opts, "connect_timeout")
     check_positive(opts, "max_response_bytes", true)
@@ -95,8 +119,18 @@ local function settings(opts)
         user_agent = opts.user_agent and (opts.user_agent .. " " .. _M.USER_AGENT) or _M.USER_AGENT,
         timeout = opts.timeout, connect_timeout = opts.connect_timeout,
         max_response_bytes = opts.max_response_bytes, max_depth = opts.max_depth,
-        ca_file = opts.ca_file, ca_path = opts.ca_path,
+        ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy,
+        insecure = opts.insecure == true, follow_redirects = opts.follow_redirects == true,
+        max_retries = max_retries or 2, max_retry_wait = max_retry_wait or 60,
+        sleep = opts.sleep, debug = debug_trace, on_response = opts.on_response,
     }
+end
+
+-- The sleep used between retries: ngx.sleep inside nginx (it yields
+-- instead of blocking the worker), else the C core's nanosleep.
+local function default_sleep()
+    if type(ngx) == "table" and type(ngx.sleep) == "function" then return ngx.sleep end
+    return core.sleep
 end
 
 local Client = {}
@@ -107,25 +141,74 @@ function Client.__tostring(c)
     return str_format("cozmox.client(%s%s)", c.base_url, c._handle and "" or ", closed")
 end
 
---- Perform one request; path is already escaped.  Returns the decoded
---  body (nil for an empty one) and the status, or nil, err.
-function Client:_send(method, path, body, header_lines)
+local function ms(seconds)
+    return str_format("%.1f", seconds * 1000)
+end
+
+-- One COZMOX_DEBUG line on stderr: method, path, outcome, timings, attempt.
+-- Never the token, headers or body.
+local function trace(self, method, path, attempt, outcome, meta, wait)
+    local t = meta and meta.timings
+    local line = str_format("cozmox: %s %s -> %s", method, path, outcome)
+    if t then
+        line = line .. str_format(" (%s ms: dns %s, connect %s, tls %s, first byte %s)",
+            ms(t.total), ms(t.namelookup), ms(t.connect), ms(t.tls), ms(t.first_byte))
+    end
+    line = line .. str_format(" attempt %d/%d", attempt, self._max_retries + 1)
+    if wait then line = line .. str_format(", retrying in %.2f s", wait) end
+    io_stderr:write(line, "\n")
+end
+
+--- Perform one request with retries; path is already escaped.  Returns
+--  the decoded body (nil for an empty one) and the status, or nil, err.
+--  retry_any: the caller opts in to retrying a non-idempotent method.
+function Client:_send(method, path, body, header_lines, retry_any)
     local handle = self._handle
     if handle == nil then error("cozmox: the client is closed", 3) end
     if not self._has_token then
         return nil, new_error({ kind = "config", message = NO_TOKEN, method = method, path = path })
     end
-    local status, value, kind, message, code, snippet = handle:perform(method, self.base_url .. path, body, header_lines)
-    if status == nil then
-        return nil, new_error({ kind = kind, message = message, curl_code = code, method = method, path = path })
+    local url = self.base_url .. path
+    local may_retry = retry_any or IDEMPOTENT[method]
+    local max_retries, hook, tracing = self._max_retries, self._on_response, self._debug
+    local attempt = 0
+    while true do
+        attempt = attempt + 1
+        local status, value, kind, message, code, extra = handle:perform(method, url, body, header_lines)
+        local err, retryable, meta
+        if status == nil then
+            err = new_error({ kind = kind, message = message, curl_code = code, method = method, path = path })
+            -- extra: some response byte had arrived; then never retried.
+            retryable = not extra and (kind == "network" or kind == "timeout")
+        else
+            if hook or tracing then
+                meta = handle:meta()
+                meta.attempt, meta.method, meta.path = attempt, method, path
+            end
+            if kind == "too_large" or (kind == "decode" and status >= 200 and status < 300) then
+                err = new_error({ kind = kind, message = message, status = status, method = method, path = path })
+            elseif status < 200 or status >= 300 then
+                err = http_error(status, value, extra, method, path)
+                retryable = RETRY_STATUS[status]
+            end
+        end
+        local wait
+        if err and retryable and may_retry and attempt <= max_retries then
+            wait = retry_delay(attempt, status, status and function(name) return handle:header(name) end,
+                self._max_retry_wait)
+        end
+        if tracing then
+            trace(self, method, path, attempt, err and (err.kind == "http" and ("HTTP " .. status)
+                or (err.kind .. ": " .. tostring(err.message))) or ("HTTP " .. status), meta, wait)
+        end
+        if hook and meta then hook(meta) end
+        if not err then return value, status end
+        if not wait then
+            err.attempts = attempt
+            return nil, err
+        end
+        self._sleep(wait)
     end
-    if kind == "too_large" or (kind == "decode" and status >= 200 and status < 300) then
-        return nil, new_error({ kind = kind, message = message, status = status, method = method, path = path })
-    end
-    if status < 200 or status >= 300 then
-        return nil, http_error(status, value, snippet, method, path)
-    end
-    return value, status
 end
 
 --- Like _send, for endpoints that answer with one JSON object.
@@ -180,11 +263,12 @@ function _M.query_string(query, fname)
 end
 local query_string = _M.query_string
 
---- client:request(method, path [, { query =, body =, headers = }]) -> value, err
+--- client:request(method, path [, { query =, body =, headers =, retry = }]) -> value, err
 --  Any endpoint of the API with the client's auth, limits and errors.
 --  path starts with "/" and is sent as given (escape ids with
 --  cozmox.escape_segment); query values are percent-encoded; body is
 --  encoded with cozmox.json.encode.  An empty 2xx body gives true.
+--  retry = true also retries POST and PATCH (only safe if the endpoint is).
 function Client:request(method, path, opts)
     if type(method) ~= "string" or not METHODS[method] then
         argerror(1, "request", "HTTP method expected (GET, POST, PUT, PATCH, DELETE or HEAD)")
@@ -196,7 +280,7 @@ function Client:request(method, path, opts)
     if opts ~= nil then
         if type(opts) ~= "table" then argerror(3, "request", "table expected, got " .. type(opts)) end
         for k in pairs(opts) do
-            if k ~= "query" and k ~= "body" and k ~= "headers" then
+            if k ~= "query" and k ~= "body" and k ~= "headers" and k ~= "retry" then
                 argerror(3, "request", "unknown option '" .. tostring(k) .. "'")
             end
         end
@@ -223,9 +307,12 @@ function Client:request(method, path, opts)
             end
         end
     end
-    local value, status = self:_send(method, path, body, lines)
-    if value == nil and type(status) == "number" then return true end
-    return value, status
+    local value, status = self:_send(method, path, body, lines, opts ~= nil and opts.retry == true)
+    if value == nil then
+        if type(status) == "number" then return true end
+        return nil, status
+    end
+    return value
 end
 
 --- Release the connection now (also done by the garbage collector).
@@ -242,13 +329,22 @@ Client.__close = Client.close
 --- cozmox.client.new(opts): see cozmox.new.
 function _M.new(opts)
     local s = settings(opts)
+    if s.insecure and not insecure_warned then
+        insecure_warned = true
+        io_stderr:write("cozmox: WARNING: TLS certificate verification is disabled (insecure = true)\n")
+    end
     local handle = new_handle({
         auth = s.token and ("Authorization: Bearer " .. s.token),
         user_agent = s.user_agent, timeout = s.timeout, connect_timeout = s.connect_timeout,
         max_response_bytes = s.max_response_bytes, max_depth = s.max_depth,
-        ca_file = s.ca_file, ca_path = s.ca_path,
+        ca_file = s.ca_file, ca_path = s.ca_path, proxy = s.proxy, insecure = s.insecure,
+        follow_redirects = s.follow_redirects,
     })
-    local c = setmetatable({ base_url = s.base_url, _handle = handle, _has_token = s.token ~= nil }, Client)
+    local c = setmetatable({
+        base_url = s.base_url, _handle = handle, _has_token = s.token ~= nil,
+        _max_retries = s.max_retries, _max_retry_wait = s.max_retry_wait,
+        _sleep = s.sleep or default_sleep(), _debug = s.debug, _on_response = s.on_response,
+    }, Client)
     c.session = session.bind(c)
     return c
 end

@@ -6,6 +6,7 @@
 -- err.body     the decoded JSON error body (when there was one)
 -- err.snippet  the start of a non-JSON error body, printable
 -- err.curl_code, err.method, err.path
+-- err.attempts  how many attempts were made (retries included)
 -- tostring(err) -> "cozmox: HTTP 404 Not Found: Session not found (GET /session/abc)"
 local setmetatable, tostring, type, concat = setmetatable, tostring, type, table.concat
 local str_format, str_gsub, str_sub = string.format, string.gsub, string.sub
@@ -13,6 +14,8 @@ local str_format, str_gsub, str_sub = string.format, string.gsub, string.sub
 local _M = {}
 
 local REASONS = {
+    [301] = "Moved Permanently", [302] = "Found", [303] = "See Other",
+    [307] = "Temporary Redirect", [308] = "Permanent Redirect",
     [400] = "Bad Request", [401] = "Unauthorized", [402] = "Payment Required",
     [403] = "Forbidden", [404] = "Not Found", [405] = "Method Not Allowed",
     [406] = "Not Acceptable", [408] = "Request Timeout", [409] = "Conflict",
@@ -45,6 +48,7 @@ function mt.__tostring(e)
     local s = "cozmox: " .. head
     if e.message and e.message ~= "" and e.message ~= e.reason then s = s .. ": " .. e.message end
     if e.method and e.path then s = s .. " (" .. e.method .. " " .. e.path .. ")" end
+    if e.attempts and e.attempts > 1 then s = s .. " after " .. e.attempts .. " attempts" end
     return s
 end
 

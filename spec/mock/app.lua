@@ -54,6 +54,12 @@ Every one takes an optional ?key=K that /__hits counts.
                              429 + "Retry-After: S" (default 1) + JSON error.
                              With n=K: the first K requests for key X (default
                              "default") get the 429, later ones 200 + session.
+  /fault/429?date=1&...       the same with Retry-After as an HTTP-date.
+  /fault/ratelimit[?n=K&key=X&reset_in=S]
+                             429 with "X-RateLimit-Reset: now+S" (epoch
+                             seconds, default S=2) and no Retry-After; n/key
+                             as for /fault/429.
+  /fault/redirect?to=URL     302 with "Location: URL".
   /fault/503-once?key=X      first request for key X: 503 + JSON error; later
                              ones 200 + the session.
   /fault/html502             502, Content-Type text/html, a proxy's HTML
@@ -80,6 +86,7 @@ Every one takes an optional ?key=K that /__hits counts.
                              of 1 KiB strings), streamed, with Content-Length.
   /fault/delay?ms=N          200 + the session after N ms (non-blocking
                              ngx.sleep: concurrent requests overlap).
+  /fault/status?code=N[&n=K&key=X] (n/key: 200 + session after K failures)
   /fault/status?code=N       status N (200..599) with an API-shaped JSON
                              error body (no body for 204 and 304).
 Unknown paths: 404 "Cannot METHOD /path".

@@ -153,15 +153,34 @@ local function f_slow(app, args)
   return ngx.exit(ngx.HTTP_OK)
 end
 
-local function f_429(app, args)
-  local retry_after = tostring(int_arg(args, "retry_after", 1, 0, 86400))
+-- With ?n=K: true once K requests for ?key= (prefix p) have failed.
+local function recovered(args, prefix)
   local n = args.n and int_arg(args, "n", 0, 0, 1e9)
-  if n then
-    local key = type(args.key) == "string" and args.key or "default"
-    local count = ngx_shared.state:incr("429:" .. key, 1, 0)
-    if count > n then return app.send_json(200, session_json()) end
-  end
-  return app.send_error(429, nil, { ["Retry-After"] = retry_after })
+  if not n then return false end
+  local key = type(args.key) == "string" and args.key or "default"
+  return ngx_shared.state:incr(prefix .. key, 1, 0) > n
+end
+
+local function f_429(app, args)
+  local retry_after = int_arg(args, "retry_after", 1, 0, 86400)
+  if recovered(args, "429:") then return app.send_json(200, session_json()) end
+  local value = tostring(retry_after)
+  if args.date then value = ngx.http_time(ngx.time() + retry_after) end
+  return app.send_error(429, nil, { ["Retry-After"] = value })
+end
+
+-- 429 with only "X-RateLimit-Reset: <epoch seconds>" (now + reset_in).
+local function f_ratelimit(app, args)
+  if recovered(args, "rl:") then return app.send_json(200, session_json()) end
+  local reset_in = int_arg(args, "reset_in", 2, 0, 86400)
+  return app.send_error(429, nil, { ["X-RateLimit-Reset"] = tostring(ngx.time() + reset_in) })
+end
+
+-- 302 to ?to= (an absolute URL), for redirect tests.
+local function f_redirect(app, args)
+  local to = type(args.to) == "string" and args.to or "/session/demo"
+  ngx.header["Location"] = to
+  return app.send(302, "text/plain", "redirecting\n")
 end
 
 local function f_503_once(app, args)
@@ -259,6 +278,7 @@ end
 
 local function f_status(app, args)
   local code = int_arg(args, "code", 500, 200, 599)
+  if recovered(args, "status:" .. code .. ":") then return app.send_json(200, session_json()) end
   return app.send_error(code)
 end
 
@@ -267,6 +287,8 @@ local routes = {
   ["/fault/stall"] = f_stall,
   ["/fault/slow"] = f_slow,
   ["/fault/429"] = f_429,
+  ["/fault/ratelimit"] = f_ratelimit,
+  ["/fault/redirect"] = f_redirect,
   ["/fault/503-once"] = f_503_once,
   ["/fault/html502"] = f_html502,
   ["/fault/chunked-truncated"] = f_chunked_truncated,

@@ -63,6 +63,20 @@ function M.reset()
   if status ~= 200 then error("support.mock: /__reset: " .. tostring(body or status), 2) end
 end
 
+-- How many /fault requests carried ?key=K (attempts, retries included).
+function M.hits(key)
+  local body, status = M.get("/__hits?key=" .. key)
+  if status ~= 200 then error("support.mock: /__hits: " .. tostring(body or status), 2) end
+  return require("cjson").decode(body).hits
+end
+
+-- A fresh key for the counting fault routes.
+local key_seq = 0
+function M.key(prefix)
+  key_seq = key_seq + 1
+  return string.format("%s-%d-%d", prefix or "k", os.time(), key_seq) .. tostring(math.random(1e6))
+end
+
 -- The bytes of spec/fixtures/<name>.
 function M.fixture(name)
   local path = M.fixtures .. "/" .. name

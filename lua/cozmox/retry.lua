@@ -1,0 +1,73 @@
+--- cozmox.retry: when to retry a request and how long to wait first.
+--
+-- Retried: HTTP 408, 429, 500, 502, 503, 504, and failures before any
+-- response byte arrived (connection refused, reset, DNS, connect timeout),
+-- for idempotent methods (GET, HEAD, PUT, DELETE) or when the call opts in.
+-- Waits: exponential backoff with full jitter (base 0.5 s, cap 8 s); for
+-- 429 and 503 a Retry-After header (delta-seconds or HTTP-date) wins, else
+-- X-RateLimit-Reset (epoch seconds); every wait is capped by max_retry_wait.
+local math_random, math_min, math_max, floor = math.random, math.min, math.max, math.floor
+local os_time, tonumber, type = os.time, tonumber, type
+local str_match, str_lower = string.match, string.lower
+
+local _M = {
+    BASE = 0.5,
+    CAP = 8,
+    STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true, [504] = true },
+    IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true },
+}
+
+--- Full-jitter exponential backoff before retry number `attempt` (1-based).
+function _M.backoff(attempt)
+    return math_random() * math_min(_M.CAP, _M.BASE * 2 ^ (attempt - 1))
+end
+
+local MONTHS = { jan = 1, feb = 2, mar = 3, apr = 4, may = 5, jun = 6,
+    jul = 7, aug = 8, sep = 9, oct = 10, nov = 11, dec = 12 }
+
+-- Days since 1970-01-01 of a proleptic Gregorian date (no C locale/TZ;
+-- written without // so that it runs on Lua 5.1 and LuaJIT too).
+local function days_from_civil(y, m, d)
+    if m <= 2 then y = y - 1 end
+    local era = floor((y >= 0 and y or y - 399) / 400)
+    local yoe = y - era * 400
+    local mp = (m + 9) % 12
+    local doy = floor((153 * mp + 2) / 5) + d - 1
+    local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
+    return era * 146097 + doe - 719468
+end
+
+--- Epoch seconds of an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), or nil.
+function _M.http_date(s)
+    local d, mon, y, hh, mm, ss = str_match(s, "^%a+, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+    local m = mon and MONTHS[str_lower(mon)]
+    if not m then return nil end
+    return days_from_civil(tonumber(y), m, tonumber(d)) * 86400 + tonumber(hh) * 3600 + tonumber(mm) * 60 + tonumber(ss)
+end
+
+--- Seconds the server asked us to wait (429/503), or nil.  header(name)
+--  returns a response header of the last response.
+function _M.server_wait(status, header, now)
+    now = now or os_time()
+    if status == 429 or status == 503 then
+        local ra = header("retry-after")
+        if type(ra) == "string" then
+            if str_match(ra, "^%s*%d+%s*$") then return tonumber(ra) end
+            local at = _M.http_date(ra)
+            if at then return math_max(0, at - now) end
+        end
+    end
+    local reset = header("x-ratelimit-reset")
+    if type(reset) == "string" and str_match(reset, "^%s*%d+%.?%d*%s*$") then
+        return math_max(0, tonumber(reset) - now)
+    end
+    return nil
+end
+
+--- The wait before the next attempt after a retryable failure.
+function _M.delay(attempt, status, header, max_wait)
+    local wait = status and header and _M.server_wait(status, header) or _M.backoff(attempt)
+    return math_min(wait, max_wait)
+end
+
+return _M
