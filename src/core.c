@@ -25,6 +25,7 @@ int luaopen_cozmox_core(lua_State *L) {
     cz_buf_register(L);
     cz_json_register(L);
     if (!cz_transport_register(L)) return luaL_error(L, "cozmox: curl_global_init failed");
+    cz_multi_register(L);
 
     cz_newlib(L, core_funcs);
     cz_pushnull(L);

@@ -20,6 +20,7 @@
  * through cz_decoder_feed_raw, which runs the parser under lua_pcall.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,6 +177,25 @@ static size_t put_utf8(char *o, unsigned cp) {
     return 4;
 }
 
+/* First q in [q, end) that is not plain string text (str_class != 0).
+ * Eight bytes at a time while they are all printable ASCII other than
+ * '"' and '\\' (a SWAR test; a false alarm only sends those eight bytes
+ * to the exact byte loop). */
+static inline const unsigned char *skip_plain(const unsigned char *q, const unsigned char *end) {
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    while (end - q >= 8) {
+        uint64_t v, quote, bslash, ctl;
+        memcpy(&v, q, 8);
+        quote = v ^ (ones * '"');
+        bslash = v ^ (ones * '\\');
+        ctl = (v - ones * 0x20) & ~v;                 /* bytes < 0x20 */
+        if (((((quote - ones) & ~quote) | ((bslash - ones) & ~bslash) | ctl | v) & highs) != 0) break;
+        q += 8;
+    }
+    while (q < end && str_class[*q] == 0) q++;
+    return q;
+}
+
 /* ---------------------------------------------------------------- tokens */
 
 /* Result codes of the token scanners. */
@@ -194,7 +214,7 @@ static int string_slow(lua_State *L, cz_decoder *d, const unsigned char *s,
     while (q < end) {
         const unsigned char *run = q;
         unsigned c;
-        while (q < end && str_class[*q] == 0) q++;
+        q = skip_plain(q, end);
         if (q > run && !cz_buf_add(b, run, (size_t)(q - run))) return fail_at(d, at, "out of memory");
         if (q == end) break;
         c = *q;
@@ -266,8 +286,9 @@ static int scan_string(lua_State *L, cz_decoder *d, const unsigned char *s,
     const unsigned char *q = s + 1;
     for (;;) {
         unsigned cls;
-        while (q < end && (cls = str_class[*q]) == 0) q++;
+        q = skip_plain(q, end);
         if (q == end) return TOK_MORE;
+        cls = str_class[*q];
         if (cls == 1) {
             lua_pushlstring(L, (const char *)s + 1, (size_t)(q - s - 1));
             *next = q + 1;
@@ -648,6 +669,8 @@ void cz_decoder_rewind(lua_State *L, int idx) {
 }
 
 const char *cz_decoder_error(cz_decoder *d) { return d->err; }
+int cz_decoder_max_depth(cz_decoder *d) { return d->max_depth; }
+void cz_decoder_set_max_depth(cz_decoder *d, int max_depth) { d->max_depth = max_depth; }
 
 static int decoder_gc(lua_State *L) {
     cz_decoder *d = (cz_decoder *)luaL_checkudata(L, 1, DECODER_MT);

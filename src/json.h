@@ -39,6 +39,8 @@ int cz_decoder_feed_raw(lua_State *L, int dec_idx, const char *p, size_t n);
  * (nothing pushed).  Never raises. */
 int cz_decoder_finish_raw(lua_State *L, int dec_idx);
 const char *cz_decoder_error(cz_decoder *d);
+int cz_decoder_max_depth(cz_decoder *d);
+void cz_decoder_set_max_depth(cz_decoder *d, int max_depth);
 /* Ready the decoder at idx for a new document, keeping its buffers.
  * Raises nothing; needs 2 free stack slots. */
 void cz_decoder_rewind(lua_State *L, int idx);

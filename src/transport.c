@@ -33,7 +33,7 @@
 
 #define HANDLE_MT "cozmox.handle"
 #define SHARE_MT "cozmox.share"
-#define SNIPPET_MAX 512
+
 /* Response header blocks larger than this are cut (curl itself refuses
  * single headers over 100 KB). */
 #define HEADERS_MAX (256 * 1024)
@@ -45,7 +45,8 @@ typedef struct cz_share {
     CURLSH *sh;
 } cz_share;
 
-typedef struct cz_handle {
+typedef struct cz_handle cz_handle;
+struct cz_handle {
     CURL *easy;
     struct curl_slist *headers;     /* fixed: Accept, Authorization */
     struct curl_slist *req_headers; /* per request, freed after it */
@@ -53,50 +54,36 @@ typedef struct cz_handle {
     int busy;
     cz_buf hdrs;                    /* header block of the last response */
     char errbuf[CURL_ERROR_SIZE];
-} cz_handle;
-
-/* The state of one transfer, owned by perform's C frame. */
-typedef struct cz_transfer {
-    lua_State *L;
-    cz_handle *h;
-    int dec_idx;          /* absolute stack index of the decoder */
-    curl_off_t received;  /* body bytes after content decoding */
-    const char *abort_kind;
-    int decode_failed;
-    int started;          /* some response byte (header) arrived */
-    size_t snip_len;
-    char snippet[SNIPPET_MAX];
-    char message[256];
-} cz_transfer;
+};
 
 /* ------------------------------------------------------------ callbacks */
 
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
+size_t cz_on_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
     cz_transfer *t = (cz_transfer *)userdata;
     size_t n = size * nmemb;
     long status = 0;
-    if ((curl_off_t)n > t->h->max_bytes - t->received) {
+    if ((curl_off_t)n > t->max_bytes - t->received) {
         t->abort_kind = "too_large";
         snprintf(t->message, sizeof t->message,
-                 "response body larger than max_response_bytes (%ld bytes)", (long)t->h->max_bytes);
+                 "response body larger than max_response_bytes (%ld bytes)", (long)t->max_bytes);
         return 0;
     }
     t->received += (curl_off_t)n;
-    if (t->snip_len < SNIPPET_MAX) {
-        size_t k = SNIPPET_MAX - t->snip_len;
+    if (t->snip_len < CZ_SNIPPET_MAX) {
+        size_t k = CZ_SNIPPET_MAX - t->snip_len;
         if (k > n) k = n;
         memcpy(t->snippet + t->snip_len, ptr, k);
         t->snip_len += k;
     }
-    if (t->decode_failed) return t->snip_len < SNIPPET_MAX ? n : 0;
+    if (t->decode_failed) return t->snip_len < CZ_SNIPPET_MAX ? n : 0;
     if (!cz_decoder_feed_raw(t->L, t->dec_idx, ptr, n)) {
         cz_decoder *d = (cz_decoder *)lua_touserdata(t->L, t->dec_idx);
         t->decode_failed = 1;
         snprintf(t->message, sizeof t->message, "%s", cz_decoder_error(d));
-        curl_easy_getinfo(t->h->easy, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
         /* A 2xx that does not decode is a decode error: stop now.  An
          * error page is read on until the snippet is full. */
-        if ((status >= 200 && status < 300) || t->snip_len >= SNIPPET_MAX) {
+        if ((status >= 200 && status < 300) || t->snip_len >= CZ_SNIPPET_MAX) {
             if (status >= 200 && status < 300) t->abort_kind = "decode";
             return 0;
         }
@@ -106,9 +93,9 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
 
 /* Keep the header block of the final response (a new status line, after
  * a 1xx or a followed redirect, starts a new block). */
-static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata) {
+size_t cz_on_header(char *ptr, size_t size, size_t nmemb, void *userdata) {
     cz_transfer *t = (cz_transfer *)userdata;
-    cz_buf *b = &t->h->hdrs;
+    cz_buf *b = t->hdrs;
     size_t n = size * nmemb;
     t->started = 1;
     if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) b->len = 0;
@@ -118,7 +105,7 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata) {
 
 /* ---------------------------------------------------------------- errors */
 
-static const char *curl_kind(CURLcode rc) {
+const char *cz_curl_kind(CURLcode rc) {
     switch (rc) {
     case CURLE_OPERATION_TIMEDOUT:
         return "timeout";
@@ -148,6 +135,17 @@ static const char *curl_kind(CURLcode rc) {
 }
 
 /* ------------------------------------------------------------- handle */
+
+cz_handle *cz_check_handle(lua_State *L, int idx) {
+    cz_handle *h = (cz_handle *)luaL_checkudata(L, idx, HANDLE_MT);
+    if (h->easy == NULL) luaL_argerror(L, idx, "handle is closed");
+    return h;
+}
+
+CURL *cz_handle_easy(cz_handle *h) { return h->easy; }
+curl_off_t cz_handle_max_bytes(cz_handle *h) { return h->max_bytes; }
+struct curl_slist *cz_handle_headers(cz_handle *h) { return h->headers; }
+int *cz_handle_busy(cz_handle *h) { return &h->busy; }
 
 static cz_handle *check_handle(lua_State *L) {
     cz_handle *h = (cz_handle *)luaL_checkudata(L, 1, HANDLE_MT);
@@ -280,8 +278,8 @@ int cz_transport_new(lua_State *L) {
     set_or_fail(L, curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L), "NOSIGNAL");
     set_or_fail(L, curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf), "ERRORBUFFER");
     set_or_fail(L, curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers), "HTTPHEADER");
-    set_or_fail(L, curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body), "WRITEFUNCTION");
-    set_or_fail(L, curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header), "HEADERFUNCTION");
+    set_or_fail(L, curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, cz_on_body), "WRITEFUNCTION");
+    set_or_fail(L, curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, cz_on_header), "HEADERFUNCTION");
     set_or_fail(L, curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout), "timeout");
     set_or_fail(L, curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout), "connect_timeout");
     set_or_fail(L, curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""), "ACCEPT_ENCODING");
@@ -380,7 +378,59 @@ static int push_failure(lua_State *L, const char *kind, const char *message, int
     return 6;
 }
 
-/* handle:perform(method, url [, body]).  See the top of the file. */
+static int push_body_failure(lua_State *L, long status, const char *kind, const char *message,
+                             CURLcode rc, const cz_transfer *t) {
+    lua_pushinteger(L, status);
+    lua_pushnil(L);
+    lua_pushstring(L, kind);
+    lua_pushstring(L, message);
+    lua_pushinteger(L, rc);
+    lua_pushlstring(L, t->snippet, t->snip_len);
+    return 6;
+}
+
+void cz_transfer_init(cz_transfer *t, lua_State *L, CURL *easy, cz_buf *hdrs, curl_off_t max_bytes, int dec_idx) {
+    memset(t, 0, sizeof *t);
+    t->L = L;
+    t->easy = easy;
+    t->hdrs = hdrs;
+    t->max_bytes = max_bytes;
+    t->dec_idx = dec_idx;
+    hdrs->len = 0;
+    cz_decoder_rewind(L, dec_idx);
+}
+
+/* Push the outcome of a finished transfer (see the top of the file):
+ * status, value | status, nil, kind, message, curl_code, snippet |
+ * nil, nil, kind, message, curl_code, started.  Returns the count. */
+int cz_transfer_outcome(lua_State *L, cz_transfer *t, CURLcode rc, const char *errbuf) {
+    long status = 0;
+    if (t->abort_kind != NULL && strcmp(t->abort_kind, "too_large") == 0) {
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+        return push_body_failure(L, status, t->abort_kind, t->message, rc, t);
+    }
+    if (rc != CURLE_OK && !t->decode_failed) {
+        char msg[CURL_ERROR_SIZE + 64];
+        if (errbuf && errbuf[0]) snprintf(msg, sizeof msg, "%s", errbuf);
+        else snprintf(msg, sizeof msg, "%s", curl_easy_strerror(rc));
+        msg[strcspn(msg, "\r\n")] = '\0';
+        return push_failure(L, cz_curl_kind(rc), msg, (int)rc, t->started);
+    }
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (t->decode_failed) return push_body_failure(L, status, "decode", t->message, rc, t);
+    lua_pushinteger(L, status);
+    if (t->received == 0) {
+        lua_pushnil(L);
+        return 2;
+    }
+    if (cz_decoder_finish_raw(L, t->dec_idx)) return 2;
+    lua_pop(L, 1);
+    return push_body_failure(L, status, "decode",
+                             cz_decoder_error((cz_decoder *)lua_touserdata(L, t->dec_idx)), rc, t);
+}
+
+/* handle:perform(method, url [, body [, header_lines]]).  See the top of
+ * the file. */
 static int handle_perform(lua_State *L) {
     cz_handle *h = check_handle(L);
     const char *method = luaL_checkstring(L, 2);
@@ -390,81 +440,30 @@ static int handle_perform(lua_State *L) {
     int hdr_idx = lua_isnoneornil(L, 5) ? 0 : 5;
     cz_transfer t;
     CURLcode rc;
-    long status = 0;
-    int nret;
 
     if (h->busy) return luaL_error(L, "cozmox: handle is already performing a request");
     if (hdr_idx) luaL_checktype(L, 5, LUA_TTABLE);
     lua_settop(L, 5);
     set_request(L, h, method, body, blen, hdr_idx);
     cz_getuservalue(L, 1); /* [6] decoder */
-    cz_decoder_rewind(L, 6);
-
-    memset(&t, 0, sizeof t);
-    t.L = L;
-    t.h = h;
-    t.dec_idx = 6;
+    cz_transfer_init(&t, L, h->easy, &h->hdrs, h->max_bytes, 6);
     h->errbuf[0] = '\0';
     curl_easy_setopt(h->easy, CURLOPT_URL, url);
     curl_easy_setopt(h->easy, CURLOPT_WRITEDATA, &t);
     curl_easy_setopt(h->easy, CURLOPT_HEADERDATA, &t);
-    h->hdrs.len = 0;
 
     h->busy = 1;
     rc = curl_easy_perform(h->easy);
     h->busy = 0;
     free_req_headers(h);
     curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, (char *)NULL);
-
-    if (t.abort_kind != NULL && strcmp(t.abort_kind, "too_large") == 0) {
-        curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
-        lua_pushinteger(L, status);
-        lua_pushnil(L);
-        lua_pushstring(L, t.abort_kind);
-        lua_pushstring(L, t.message);
-        lua_pushinteger(L, rc);
-        lua_pushlstring(L, t.snippet, t.snip_len);
-        return 6;
-    }
-    if (rc != CURLE_OK && !t.decode_failed) {
-        char msg[CURL_ERROR_SIZE + 64];
-        const char *kind = curl_kind(rc);
-        if (h->errbuf[0]) snprintf(msg, sizeof msg, "%s", h->errbuf);
-        else snprintf(msg, sizeof msg, "%s", curl_easy_strerror(rc));
-        msg[strcspn(msg, "\r\n")] = '\0';
-        return push_failure(L, kind, msg, (int)rc, t.started);
-    }
-    curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
-    lua_pushinteger(L, status);
-    if (t.decode_failed) {
-        lua_pushnil(L);
-        lua_pushstring(L, "decode");
-        lua_pushstring(L, t.message);
-        lua_pushinteger(L, rc);
-        lua_pushlstring(L, t.snippet, t.snip_len);
-        return 6;
-    }
-    if (t.received == 0) {
-        lua_pushnil(L);
-        return 2;
-    }
-    if (cz_decoder_finish_raw(L, 6)) return 2;
-    {
-        cz_decoder *d = (cz_decoder *)lua_touserdata(L, 6);
-        lua_pushnil(L);
-        lua_pushstring(L, "decode");
-        lua_pushstring(L, cz_decoder_error(d));
-        lua_pushinteger(L, rc);
-        lua_pushlstring(L, t.snippet, t.snip_len);
-        nret = 6;
-    }
-    return nret;
+    return cz_transfer_outcome(L, &t, rc, h->errbuf);
 }
 
 /* Call fn(name, nlen, value, vlen, ud) for each header line of the last
  * response; stops early when fn returns nonzero. */
-static int each_header(cz_handle *h, int (*fn)(const char *, size_t, const char *, size_t, void *), void *ud) {
-    const char *p = h->hdrs.data, *end = p + h->hdrs.len;
+static int each_header(const cz_buf *hdrs, int (*fn)(const char *, size_t, const char *, size_t, void *), void *ud) {
+    const char *p = hdrs->data, *end = p + hdrs->len;
     while (p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         const char *line_end = eol ? eol : end, *colon, *v, *ve;
@@ -495,13 +494,18 @@ static int match_header(const char *n, size_t nlen, const char *v, size_t vlen, 
 
 /* handle:header(name) -> value of that response header of the last
  * response (first occurrence, case-insensitive name), or nil. */
+void cz_push_header(lua_State *L, const cz_buf *hdrs, const char *name) {
+    struct find_header f;
+    f.name = name;
+    f.len = strlen(name);
+    f.v = NULL;
+    if (each_header(hdrs, match_header, &f)) lua_pushlstring(L, f.v, f.vlen);
+    else lua_pushnil(L);
+}
+
 static int handle_header(lua_State *L) {
     cz_handle *h = check_handle(L);
-    struct find_header f;
-    f.name = luaL_checklstring(L, 2, &f.len);
-    f.v = NULL;
-    if (each_header(h, match_header, &f)) lua_pushlstring(L, f.v, f.vlen);
-    else lua_pushnil(L);
+    cz_push_header(L, &h->hdrs, luaL_checkstring(L, 2));
     return 1;
 }
 
@@ -537,9 +541,7 @@ static void set_timing(lua_State *L, CURL *e, CURLINFO info, const char *name) {
 /* handle:meta() -> { status, http_version, headers = {...}, timings = {
  * namelookup, connect, tls, first_byte, total } (seconds from the start),
  * bytes, primary_ip, redirects } for the last request. */
-static int handle_meta(lua_State *L) {
-    cz_handle *h = check_handle(L);
-    CURL *e = h->easy;
+void cz_push_meta(lua_State *L, CURL *e, const cz_buf *hdrs) {
     long status = 0, version = 0, redirects = 0;
     curl_off_t bytes = 0;
     char *ip = NULL;
@@ -561,7 +563,7 @@ static int handle_meta(lua_State *L) {
     lua_pushstring(L, ip ? ip : "");
     lua_setfield(L, -2, "primary_ip");
     lua_newtable(L);
-    each_header(h, add_header, L);
+    each_header(hdrs, add_header, L);
     lua_setfield(L, -2, "headers");
     lua_createtable(L, 0, 5);
     set_timing(L, e, CURLINFO_NAMELOOKUP_TIME_T, "namelookup");
@@ -570,6 +572,11 @@ static int handle_meta(lua_State *L) {
     set_timing(L, e, CURLINFO_STARTTRANSFER_TIME_T, "first_byte");
     set_timing(L, e, CURLINFO_TOTAL_TIME_T, "total");
     lua_setfield(L, -2, "timings");
+}
+
+static int handle_meta(lua_State *L) {
+    cz_handle *h = check_handle(L);
+    cz_push_meta(L, h->easy, &h->hdrs);
     return 1;
 }
 
@@ -604,6 +611,7 @@ static const luaL_Reg handle_methods[] = {
     {"perform", handle_perform},
     {"header", handle_header},
     {"meta", handle_meta},
+    {"perform_many", cz_perform_many},
     {"close", handle_close},
     {NULL, NULL}};
 

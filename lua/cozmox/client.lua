@@ -159,63 +159,134 @@ local function trace(self, method, path, attempt, outcome, meta, wait)
     io_stderr:write(line, "\n")
 end
 
+-- The error object for one attempt's outcome (perform's values), or nil
+-- for a success, and whether the failure may be retried.
+local function classify(method, path, status, value, kind, message, code, extra)
+    if status == nil then
+        -- extra: some response byte had arrived; then never retried.
+        return new_error({ kind = kind, message = message, curl_code = code, method = method, path = path }),
+            not extra and (kind == "network" or kind == "timeout")
+    end
+    if kind == "too_large" or (kind == "decode" and status >= 200 and status < 300) then
+        return new_error({ kind = kind, message = message, status = status, method = method, path = path }), false
+    end
+    if status < 200 or status >= 300 then
+        return http_error(status, value, extra, method, path), RETRY_STATUS[status] or false
+    end
+    return nil, false
+end
+
+-- After one attempt: trace it, call the hook, and say how long to wait
+-- before the next attempt (nil: no retry).  header(name) reads a header
+-- of the attempt's response.
+function Client:_after_attempt(method, path, attempt, status, err, retryable, may_retry, header, meta)
+    local wait
+    if err and retryable and may_retry and attempt <= self._max_retries then
+        wait = retry_delay(attempt, status, status and header, self._max_retry_wait)
+    end
+    if meta then meta.attempt, meta.method, meta.path = attempt, method, path end
+    if self._debug then
+        trace(self, method, path, attempt, err and (err.kind == "http" and ("HTTP " .. status)
+            or (err.kind .. ": " .. tostring(err.message))) or ("HTTP " .. status), meta, wait)
+    end
+    if self._on_response and meta then self._on_response(meta) end
+    if err and not wait then err.attempts = attempt end
+    return wait
+end
+
+function Client:_check_open(level)
+    if self._handle == nil then error("cozmox: the client is closed", level + 1) end
+    if not self._has_token then
+        return new_error({ kind = "config", message = NO_TOKEN })
+    end
+end
+
 --- Perform one request with retries; path is already escaped.  Returns
 --  the decoded body (nil for an empty one) and the status, or nil, err.
 --  retry_any: the caller opts in to retrying a non-idempotent method.
 function Client:_send(method, path, body, header_lines, retry_any)
-    local handle = self._handle
-    if handle == nil then error("cozmox: the client is closed", 3) end
-    if not self._has_token then
-        return nil, new_error({ kind = "config", message = NO_TOKEN, method = method, path = path })
+    local cerr = self:_check_open(2)
+    if cerr then
+        cerr.method, cerr.path = method, path
+        return nil, cerr
     end
+    local handle = self._handle
     local url = self.base_url .. path
     local may_retry = retry_any or IDEMPOTENT[method]
-    local max_retries, hook, tracing = self._max_retries, self._on_response, self._debug
+    local want_meta = self._on_response or self._debug
+    local header = function(name) return handle:header(name) end
     local attempt = 0
     while true do
         attempt = attempt + 1
         local status, value, kind, message, code, extra = handle:perform(method, url, body, header_lines)
-        local err, retryable, meta
-        if status == nil then
-            err = new_error({ kind = kind, message = message, curl_code = code, method = method, path = path })
-            -- extra: some response byte had arrived; then never retried.
-            retryable = not extra and (kind == "network" or kind == "timeout")
-        else
-            if hook or tracing then
-                meta = handle:meta()
-                meta.attempt, meta.method, meta.path = attempt, method, path
-            end
-            if kind == "too_large" or (kind == "decode" and status >= 200 and status < 300) then
-                err = new_error({ kind = kind, message = message, status = status, method = method, path = path })
-            elseif status < 200 or status >= 300 then
-                err = http_error(status, value, extra, method, path)
-                retryable = RETRY_STATUS[status]
-            end
-        end
-        local wait
-        if err and retryable and may_retry and attempt <= max_retries then
-            wait = retry_delay(attempt, status, status and function(name) return handle:header(name) end,
-                self._max_retry_wait)
-        end
-        if tracing then
-            trace(self, method, path, attempt, err and (err.kind == "http" and ("HTTP " .. status)
-                or (err.kind .. ": " .. tostring(err.message))) or ("HTTP " .. status), meta, wait)
-        end
-        if hook and meta then hook(meta) end
+        local err, retryable = classify(method, path, status, value, kind, message, code, extra)
+        local meta = want_meta and status and handle:meta() or nil
+        local wait = self:_after_attempt(method, path, attempt, status, err, retryable, may_retry, header, meta)
         if not err then return value, status end
-        if not wait then
-            err.attempts = attempt
-            return nil, err
-        end
+        if not wait then return nil, err end
         self._sleep(wait)
     end
 end
 
---- Like _send, for endpoints that answer with one JSON object.
-function Client:_object(method, path, body)
-    local value, status = self:_send(method, path, body)
+--- GET many paths at once (curl multi, at most `concurrency` in flight).
+--  Returns values, errors: tables indexed like paths.  Each request has
+--  its own attempts; a round of retries starts once the round before has
+--  finished, after the longest wait any of its requests asked for.
+function Client:_get_many(paths, concurrency, as_object)
+    local n = #paths
+    local values, errs = {}, {}
+    local cerr = self:_check_open(3)
+    if cerr then
+        for i = 1, n do
+            errs[i] = new_error({ kind = "config", message = cerr.message, method = "GET", path = paths[i] })
+        end
+        return values, errs
+    end
+    local handle, base = self._handle, self.base_url
+    local want_meta = (self._on_response or self._debug) and true or false
+    local pending, attempts = {}, {}
+    for i = 1, n do pending[i], attempts[i] = i, 0 end
+    while #pending > 0 do
+        local urls = {}
+        for k, i in ipairs(pending) do urls[k] = base .. paths[i] end
+        local outs = handle:perform_many(urls, concurrency, want_meta)
+        local again, longest = {}, 0
+        for k, i in ipairs(pending) do
+            local o, path = outs[k], paths[i]
+            attempts[i] = attempts[i] + 1
+            local err, retryable
+            if o == nil then
+                err, retryable = new_error({ kind = "network", message = "request was not performed",
+                    method = "GET", path = path }), true
+            else
+                err, retryable = classify("GET", path, o.status, o.value, o.kind, o.message, o.curl_code,
+                    o.started ~= nil and o.started or o.snippet)
+            end
+            local header = function(name)
+                if name == "retry-after" then return o and o.retry_after end
+                if name == "x-ratelimit-reset" then return o and o.ratelimit_reset end
+            end
+            local wait = self:_after_attempt("GET", path, attempts[i], o and o.status, err, retryable, true,
+                header, o and o.meta)
+            if not err then
+                if as_object then values[i], errs[i] = as_object(o.value, o.status, "GET", path)
+                else values[i] = o.value end
+            elseif wait then
+                again[#again + 1] = i
+                if wait > longest then longest = wait end
+            else
+                errs[i] = err
+            end
+        end
+        pending = again
+        if #pending > 0 then self._sleep(longest) end
+    end
+    return values, errs
+end
+
+-- A decoded 2xx body as the JSON object an endpoint promises, or nil, err.
+local function as_object(value, status, method, path)
     if value == nil then
-        if type(status) ~= "number" then return nil, status end
         return nil, new_error({ kind = "decode", message = "empty response body", status = status,
             method = method, path = path })
     end
@@ -224,6 +295,14 @@ function Client:_object(method, path, body)
             status = status, method = method, path = path })
     end
     return value
+end
+_M.as_object = as_object
+
+--- Like _send, for endpoints that answer with one JSON object.
+function Client:_object(method, path, body, retry_any)
+    local value, status = self:_send(method, path, body, nil, retry_any)
+    if value == nil and type(status) ~= "number" then return nil, status end
+    return as_object(value, status, method, path)
 end
 
 local METHODS = { GET = true, POST = true, PUT = true, PATCH = true, DELETE = true, HEAD = true }
