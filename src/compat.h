@@ -30,10 +30,6 @@ static inline void cz_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
 static inline void *cz_newuserdata(lua_State *L, size_t sz) {
     return lua_newuserdata(L, sz);
 }
-/* 5.1 keeps one "environment" table per userdata: use it as uservalue. */
-static inline void cz_setuservalue(lua_State *L, int idx) { lua_setfenv(L, idx); }
-static inline void cz_getuservalue(lua_State *L, int idx) { lua_getfenv(L, idx); }
-
 static inline void *cz_testudata(lua_State *L, int idx, const char *tname) {
     void *p = lua_touserdata(L, idx);
     if (p != NULL && lua_getmetatable(L, idx)) {
@@ -68,6 +64,32 @@ static inline void *cz_newuserdata(lua_State *L, size_t sz) {
     return lua_newuserdata(L, sz);
 }
 #endif
+#endif
+
+/* One user value per userdata, of any type.  5.3+ has that; 5.1's
+ * environment and 5.2's user value must be tables, so there the value
+ * lives at index 1 of a private table. */
+#if !defined(LUA_VERSION_NUM) || LUA_VERSION_NUM < 503
+#if !defined(LUA_VERSION_NUM) || LUA_VERSION_NUM < 502
+#define cz_rawsetuv_(L, i) lua_setfenv((L), (i))
+#define cz_rawgetuv_(L, i) lua_getfenv((L), (i))
+#else
+#define cz_rawsetuv_(L, i) lua_setuservalue((L), (i))
+#define cz_rawgetuv_(L, i) lua_getuservalue((L), (i))
+#endif
+static inline void cz_setuservalue(lua_State *L, int idx) {
+    if (idx < 0 && idx > LUA_REGISTRYINDEX) idx = lua_gettop(L) + idx + 1;
+    lua_createtable(L, 1, 0);
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, 1);
+    cz_rawsetuv_(L, idx);
+}
+static inline void cz_getuservalue(lua_State *L, int idx) {
+    cz_rawgetuv_(L, idx);
+    lua_rawgeti(L, -1, 1);
+    lua_remove(L, -2);
+}
+#else
 static inline void cz_setuservalue(lua_State *L, int idx) { lua_setuservalue(L, idx); }
 static inline void cz_getuservalue(lua_State *L, int idx) { (void)lua_getuservalue(L, idx); }
 #endif
