@@ -432,3 +432,68 @@ describe("observability", function()
         assert.is_nil(out:find(mock.token, 1, true))
     end)
 end)
+
+describe("an injected transport function", function()
+    local http = require("socket.http")
+    local ltn12 = require("ltn12")
+
+    -- What someone with their own HTTP client plugs in: luasocket here.
+    local seen
+    local function luasocket_transport(req)
+        seen = req
+        local chunks = {}
+        local ok, status, headers = http.request({ url = req.url, method = req.method, headers = req.headers,
+            source = req.body and ltn12.source.string(req.body), sink = ltn12.sink.table(chunks) })
+        if not ok then return nil, status end
+        local i = 0
+        return status, headers, function() -- a chunk reader
+            i = i + 1
+            return chunks[i]
+        end
+    end
+
+    it("carries the request and decodes the body with the C decoder", function()
+        local c = cozmox.new({ token = mock.token, base_url = mock.base_url, transport = luasocket_transport })
+        local s, err = c.session.get("demo")
+        assert.is_nil(err)
+        assert.equal("demo", s.id)
+        assert.equal(cozmox.array_mt, getmetatable(s.messages))
+        assert.equal("GET", seen.method)
+        assert.equal(mock.base_url .. "/session/demo", seen.url)
+        assert.equal("Bearer " .. mock.token, seen.headers.Authorization)
+        assert.equal("application/json", seen.headers.Accept)
+        assert.equal(60, seen.timeout)
+    end)
+
+    it("maps errors, limits and retries the same way", function()
+        local sleeps = {}
+        local c = cozmox.new({ token = mock.token, base_url = mock.base_url, transport = luasocket_transport,
+            sleep = function(s) sleeps[#sleeps + 1] = s end })
+        local _, err = c.session.get("nope")
+        assert.equal("http", err.kind)
+        assert.equal(404, err.status)
+        local key = mock.key("custom")
+        assert.is_table(c:request("GET", "/fault/429", { query = { n = 1, key = key, retry_after = 2 } }))
+        assert.same({ 2 }, sleeps)
+        local small = cozmox.new({ token = mock.token, base_url = mock.base_url, transport = luasocket_transport,
+            max_response_bytes = 100 })
+        local _, err2 = small.session.get("demo")
+        assert.equal("too_large", err2.kind)
+        local _, err3 = c:request("GET", "/__file/JSONTestSuite/test_parsing/n_array_comma_and_number.json")
+        assert.equal("decode", err3.kind)
+        local broken = cozmox.new({ token = "x", base_url = mock.base_url, max_retries = 0,
+            transport = function() return nil, "no route to host" end })
+        local _, err4 = broken.session.get("demo")
+        assert.equal("network", err4.kind)
+        assert.matches("no route to host", err4.message)
+    end)
+
+    it("is chosen with transport = and validated", function()
+        assert.has_error(function() cozmox.new({ transport = "carrier-pigeon" }) end)
+        assert.has_error(function() cozmox.new({ transport = 42 }) end)
+        local c = cozmox.new({ token = "x", transport = "nginx", base_url = mock.base_url })
+        local _, err = c.session.get("demo")
+        assert.equal("config", err.kind)
+        assert.matches("the nginx transport cannot run here %(outside nginx%)", err.message)
+    end)
+end)

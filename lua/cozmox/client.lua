@@ -8,6 +8,7 @@ local core = require("cozmox.core")
 local errors = require("cozmox.errors")
 local session = require("cozmox.session")
 local retry = require("cozmox.retry")
+local transport = require("cozmox.transport")
 
 local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
 local setmetatable, getmetatable = setmetatable, getmetatable
@@ -34,7 +35,7 @@ local OPTIONS = {
     max_response_bytes = "number", max_depth = "number", ca_file = "string", ca_path = "string",
     user_agent = "string", max_retries = "number", max_retry_wait = "number", sleep = "function",
     insecure = "boolean", proxy = "string", follow_redirects = "boolean", debug = "boolean",
-    on_response = "function",
+    on_response = "function", transport = "string|function",
 }
 
 -- Said once per Lua state, the first time a client disables verification.
@@ -69,7 +70,9 @@ local function settings(opts)
         if want == nil then
             error(str_format("bad argument #1 to 'new' (unknown option '%s')", tostring(k)), 3)
         end
-        if type(v) ~= want then bad_option(k, str_format("must be a %s, got %s", want, type(v)), 2) end
+        if type(v) ~= want and not (want == "string|function" and (type(v) == "string" or type(v) == "function")) then
+            bad_option(k, str_format("must be a %s, got %s", (str_gsub(want, "|", " or ")), type(v)), 2)
+        end
     end
     local token = opts.token
     if token == nil then token = os_getenv("COZMOX_TOKEN") end
@@ -101,6 +104,10 @@ local function settings(opts)
     if opts.proxy ~= nil and (has_ctl(opts.proxy) or opts.proxy == "") then
         bad_option("proxy", "must be a non-empty URL without CR, LF or NUL", 2)
     end
+    local tr = opts.transport
+    if type(tr) == "string" and tr ~= "auto" and tr ~= "curl" and tr ~= "nginx" then
+        bad_option("transport", "must be \"auto\", \"curl\", \"nginx\" or a function", 2)
+    end
     local debug_trace = opts.debug
     if debug_trace == nil then
         local env = os_getenv("COZMOX_DEBUG")
@@ -123,14 +130,16 @@ local function settings(opts)
         insecure = opts.insecure == true, follow_redirects = opts.follow_redirects == true,
         max_retries = max_retries or 2, max_retry_wait = max_retry_wait or 60,
         sleep = opts.sleep, debug = debug_trace, on_response = opts.on_response,
+        transport = tr or "auto",
     }
 end
 
--- The sleep used between retries: ngx.sleep inside nginx (it yields
--- instead of blocking the worker), else the C core's nanosleep.
-local function default_sleep()
-    if type(ngx) == "table" and type(ngx.sleep) == "function" then return ngx.sleep end
-    return core.sleep
+-- The sleep used between retries: ngx.sleep inside nginx where it can
+-- yield (it does not block the worker), else the C core's nanosleep.
+local nginx_can_yield = transport.nginx_can_yield
+local function default_sleep(seconds)
+    if nginx_can_yield() then return ngx.sleep(seconds) end
+    return core.sleep(seconds)
 end
 
 local Client = {}
@@ -201,6 +210,24 @@ function Client:_check_open(level)
     end
 end
 
+--- The transport for this call: the custom function's, curl's, or (inside
+--  nginx, in a phase where cosockets work) the cosocket one.  "nginx"
+--  where cosockets are unavailable is a config error.
+function Client:_transport()
+    local choice = self._transport_choice
+    if choice == "curl" then return self._handle end
+    if choice == "auto" then
+        if not nginx_can_yield() then return self._handle end
+    elseif choice == "nginx" then
+        if not nginx_can_yield() then
+            local phase = transport.in_nginx() and ngx.get_phase() or "outside nginx"
+            return nil, new_error({ kind = "config", message = "the nginx transport cannot run here ("
+                .. tostring(phase) .. "): cosockets are unavailable; use transport = \"curl\" or \"auto\"" })
+        end
+    end
+    return self._other
+end
+
 --- Perform one request with retries; path is already escaped.  Returns
 --  the decoded body (nil for an empty one) and the status, or nil, err.
 --  retry_any: the caller opts in to retrying a non-idempotent method.
@@ -210,7 +237,11 @@ function Client:_send(method, path, body, header_lines, retry_any)
         cerr.method, cerr.path = method, path
         return nil, cerr
     end
-    local handle = self._handle
+    local handle, terr = self:_transport()
+    if not handle then
+        terr.method, terr.path = method, path
+        return nil, terr
+    end
     local url = self.base_url .. path
     local may_retry = retry_any or IDEMPOTENT[method]
     local want_meta = self._on_response or self._debug
@@ -242,7 +273,14 @@ function Client:_get_many(paths, concurrency, as_object)
         end
         return values, errs
     end
-    local handle, base = self._handle, self.base_url
+    local handle, terr = self:_transport()
+    if not handle then
+        for i = 1, n do
+            errs[i] = new_error({ kind = "config", message = terr.message, method = "GET", path = paths[i] })
+        end
+        return values, errs
+    end
+    local base = self.base_url
     local want_meta = (self._on_response or self._debug) and true or false
     local pending, attempts = {}, {}
     for i = 1, n do pending[i], attempts[i] = i, 0 end
@@ -412,8 +450,9 @@ function _M.new(opts)
         insecure_warned = true
         io_stderr:write("cozmox: WARNING: TLS certificate verification is disabled (insecure = true)\n")
     end
+    local auth = s.token and ("Authorization: Bearer " .. s.token)
     local handle = new_handle({
-        auth = s.token and ("Authorization: Bearer " .. s.token),
+        auth = auth,
         user_agent = s.user_agent, timeout = s.timeout, connect_timeout = s.connect_timeout,
         max_response_bytes = s.max_response_bytes, max_depth = s.max_depth,
         ca_file = s.ca_file, ca_path = s.ca_path, proxy = s.proxy, insecure = s.insecure,
@@ -422,8 +461,15 @@ function _M.new(opts)
     local c = setmetatable({
         base_url = s.base_url, _handle = handle, _has_token = s.token ~= nil,
         _max_retries = s.max_retries, _max_retry_wait = s.max_retry_wait,
-        _sleep = s.sleep or default_sleep(), _debug = s.debug, _on_response = s.on_response,
+        _sleep = s.sleep or default_sleep, _debug = s.debug, _on_response = s.on_response,
+        _transport_choice = type(s.transport) == "function" and "custom" or s.transport,
     }, Client)
+    -- The other transport holds its own copy of the Authorization line.
+    if type(s.transport) == "function" then
+        c._other = transport.custom(s.transport, s, auth)
+    elseif s.transport ~= "curl" and transport.in_nginx() then
+        c._other = transport.nginx(s, auth)
+    end
     c.session = session.bind(c)
     return c
 end
