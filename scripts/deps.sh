@@ -16,7 +16,7 @@ packages=(
   gcc make pkg-config
   lua5.4 liblua5.4-dev libcurl4-openssl-dev
   lua-busted lua-cjson lua-dkjson lua-socket luarocks
-  nginx libnginx-mod-http-lua
+  nginx libnginx-mod-http-lua libluajit2-5.1-dev
   openssl locales curl
 )
 # shellcheck disable=SC2206  # word splitting of DEPS_EXTRA is intended
