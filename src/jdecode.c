@@ -65,6 +65,7 @@ typedef struct frame {
 
 struct cz_decoder {
     int max_depth;
+    int big_strings; /* integer literals beyond +-2^53 become strings */
     int depth;       /* open containers = frames in use */
     int cap;         /* frames allocated */
     int state;
@@ -340,6 +341,10 @@ static int push_number(lua_State *L, cz_decoder *d, const unsigned char *s, size
         while (p < end && *p >= '0' && *p <= '9') p++;
     }
     if (p != end) return fail_at(d, at, "invalid number");
+    if (is_int && d->big_strings && (overflow || u > (1ULL << 53))) {
+        lua_pushlstring(L, (const char *)s, n);
+        return TOK_OK;
+    }
     if (is_int && !overflow) {
         if (!neg && u <= 0x7FFFFFFFFFFFFFFFULL) { cz_pushint64(L, (long long)u); return TOK_OK; }
         if (neg && u <= 0x8000000000000000ULL) {
@@ -652,7 +657,7 @@ cz_decoder *cz_decoder_push(lua_State *L, int max_depth) {
 void cz_decoder_rewind(lua_State *L, int idx) {
     cz_decoder *d = (cz_decoder *)lua_touserdata(L, idx);
     frame *frames = d->frames;
-    int cap = d->cap, max_depth = d->max_depth, i;
+    int cap = d->cap, max_depth = d->max_depth, big = d->big_strings, i;
     cz_buf carry = d->carry, scratch = d->scratch;
     if (d->nsaved > 0) {
         cz_getuservalue(L, idx);
@@ -663,14 +668,44 @@ void cz_decoder_rewind(lua_State *L, int idx) {
         lua_pop(L, 1);
     }
     decoder_reset(d, max_depth);
+    d->big_strings = big;
     d->frames = frames, d->cap = cap;
     carry.len = scratch.len = 0;
     d->carry = carry, d->scratch = scratch;
 }
 
 const char *cz_decoder_error(cz_decoder *d) { return d->err; }
-int cz_decoder_max_depth(cz_decoder *d) { return d->max_depth; }
-void cz_decoder_set_max_depth(cz_decoder *d, int max_depth) { d->max_depth = max_depth; }
+void cz_decoder_set_big_strings(cz_decoder *d, int on) { d->big_strings = on; }
+
+void cz_decoder_copy_settings(cz_decoder *dst, const cz_decoder *src) {
+    dst->max_depth = src->max_depth;
+    dst->big_strings = src->big_strings;
+}
+
+int cz_decoder_opts(lua_State *L, int idx, int *big_strings) {
+    int depth = CZ_DEFAULT_MAX_DEPTH;
+    *big_strings = 0;
+    if (lua_isnoneornil(L, idx)) return depth;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_getfield(L, idx, "max_depth");
+    if (!lua_isnil(L, -1)) {
+        lua_Number v;
+        if (lua_type(L, -1) != LUA_TNUMBER) luaL_argerror(L, idx, "max_depth must be a positive integer");
+        v = lua_tonumber(L, -1);
+        if (!(v >= 1 && v <= 1000000 && v == (lua_Number)(int)v))
+            luaL_argerror(L, idx, "max_depth must be an integer between 1 and 1000000");
+        depth = (int)v;
+    }
+    lua_getfield(L, idx, "big_integers");
+    if (!lua_isnil(L, -1)) {
+        const char *mode = lua_tostring(L, -1);
+        if (lua_type(L, -1) != LUA_TSTRING || (strcmp(mode, "string") != 0 && strcmp(mode, "number") != 0))
+            luaL_argerror(L, idx, "big_integers must be \"number\" or \"string\"");
+        *big_strings = strcmp(mode, "string") == 0;
+    }
+    lua_pop(L, 2);
+    return depth;
+}
 
 static int decoder_gc(lua_State *L) {
     cz_decoder *d = (cz_decoder *)luaL_checkudata(L, 1, DECODER_MT);
@@ -776,32 +811,16 @@ int cz_decoder_finish_raw(lua_State *L, int dec_idx) {
 
 /* ------------------------------------------------------------ Lua API */
 
-static int opt_max_depth(lua_State *L, int idx) {
-    int depth = CZ_DEFAULT_MAX_DEPTH;
-    if (lua_isnoneornil(L, idx)) return depth;
-    luaL_checktype(L, idx, LUA_TTABLE);
-    lua_getfield(L, idx, "max_depth");
-    if (!lua_isnil(L, -1)) {
-        lua_Number v;
-        if (lua_type(L, -1) != LUA_TNUMBER) luaL_argerror(L, idx, "max_depth must be a positive integer");
-        v = lua_tonumber(L, -1);
-        if (!(v >= 1 && v <= 1000000 && v == (lua_Number)(int)v))
-            luaL_argerror(L, idx, "max_depth must be an integer between 1 and 1000000");
-        depth = (int)v;
-    }
-    lua_pop(L, 1);
-    return depth;
-}
-
 /* decode(str [, opts]) -> value.  Parses in place on this stack. */
 int cz_json_decode(lua_State *L) {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
-    int max_depth = opt_max_depth(L, 2);
+    int big, max_depth = cz_decoder_opts(L, 2, &big);
     cz_decoder *d;
     int ud_idx;
     lua_settop(L, 2);
     d = cz_decoder_push(L, max_depth);
+    d->big_strings = big;
     ud_idx = lua_gettop(L);
     luaL_getmetatable(L, CZ_ARRAY_MT);
     if (!parse(L, d, (const unsigned char *)s, n, 1, ud_idx + 1))
@@ -814,7 +833,8 @@ static cz_decoder *check_decoder(lua_State *L) {
 }
 
 int cz_json_decoder(lua_State *L) {
-    cz_decoder_push(L, opt_max_depth(L, 1));
+    int big, max_depth = cz_decoder_opts(L, 1, &big);
+    cz_decoder_push(L, max_depth)->big_strings = big;
     return 1;
 }
 

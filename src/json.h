@@ -39,8 +39,13 @@ int cz_decoder_feed_raw(lua_State *L, int dec_idx, const char *p, size_t n);
  * (nothing pushed).  Never raises. */
 int cz_decoder_finish_raw(lua_State *L, int dec_idx);
 const char *cz_decoder_error(cz_decoder *d);
-int cz_decoder_max_depth(cz_decoder *d);
-void cz_decoder_set_max_depth(cz_decoder *d, int max_depth);
+/* Integer literals beyond +-2^53 become strings (big_integers = "string"). */
+void cz_decoder_set_big_strings(cz_decoder *d, int on);
+/* Give dst the limits and number mode of src. */
+void cz_decoder_copy_settings(cz_decoder *dst, const cz_decoder *src);
+/* Read { max_depth =, big_integers = "number"|"string" } at idx (may be
+ * nil); raises bad argument.  Returns max_depth. */
+int cz_decoder_opts(lua_State *L, int idx, int *big_strings);
 /* Ready the decoder at idx for a new document, keeping its buffers.
  * Raises nothing; needs 2 free stack slots. */
 void cz_decoder_rewind(lua_State *L, int idx);

@@ -154,12 +154,11 @@ int cz_perform_many(lua_State *L) {
         cz_decoder_push(L, CZ_DEFAULT_MAX_DEPTH);
         s->t.dec_idx = lua_gettop(L);
     }
-    /* Each slot decodes with the parent handle's depth limit. */
+    /* Each slot decodes with the parent handle's decoder settings. */
     cz_getuservalue(L, 1);
-    {
-        int limit = cz_decoder_max_depth((cz_decoder *)lua_touserdata(L, -1));
-        for (i = 0; i < conc; i++) cz_decoder_set_max_depth((cz_decoder *)lua_touserdata(L, mu->slots[i].t.dec_idx), limit);
-    }
+    for (i = 0; i < conc; i++)
+        cz_decoder_copy_settings((cz_decoder *)lua_touserdata(L, mu->slots[i].t.dec_idx),
+                                 (cz_decoder *)lua_touserdata(L, -1));
     lua_pop(L, 1);
 
     *busy = 1;

@@ -11,7 +11,8 @@
  * lua_pcall: no Lua error ever unwinds through libcurl's frames.
  *
  *   handle = core.new_handle{ auth =, user_agent =, timeout =, connect_timeout =,
- *                             max_response_bytes =, max_depth =, ca_file =,
+ *                             max_response_bytes =, json = { max_depth =,
+ *                             big_integers = }, ca_file =,
  *                             ca_path = }
  *   status, value, kind, message, curl_code, snippet =
  *       handle:perform(method, url [, body [, header_lines]])
@@ -225,7 +226,7 @@ int cz_transport_new(lua_State *L) {
     cz_share *share;
     long timeout, connect_timeout;
     lua_Number max_bytes = 64.0 * 1024 * 1024;
-    int max_depth = CZ_DEFAULT_MAX_DEPTH;
+    int max_depth, big;
     CURL *e;
 
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -248,13 +249,8 @@ int cz_transport_new(lua_State *L) {
         if (lua_type(L, -1) != LUA_TNUMBER || !(max_bytes >= 0 && max_bytes < 9.0e18))
             luaL_error(L, "bad option 'max_response_bytes' (non-negative number expected)");
     }
-    lua_getfield(L, 1, "max_depth");
-    if (!lua_isnil(L, -1)) {
-        lua_Number v = lua_tonumber(L, -1);
-        if (lua_type(L, -1) != LUA_TNUMBER || !(v >= 1 && v <= 1000000))
-            luaL_error(L, "bad option 'max_depth' (integer between 1 and 1000000 expected)");
-        max_depth = (int)v;
-    }
+    lua_getfield(L, 1, "json");
+    max_depth = cz_decoder_opts(L, lua_gettop(L), &big);
     lua_settop(L, 1);
 
     h = (cz_handle *)cz_newuserdata(L, sizeof *h);
@@ -262,7 +258,7 @@ int cz_transport_new(lua_State *L) {
     h->max_bytes = (curl_off_t)max_bytes;
     cz_setmetatable(L, HANDLE_MT);
     /* The decoder lives in the handle's uservalue, reused per request. */
-    cz_decoder_push(L, max_depth);
+    cz_decoder_set_big_strings(cz_decoder_push(L, max_depth), big);
     cz_setuservalue(L, -2);
 
     /* From here on every resource hangs off h, so an error leaks nothing. */

@@ -35,7 +35,7 @@ local OPTIONS = {
     max_response_bytes = "number", max_depth = "number", ca_file = "string", ca_path = "string",
     user_agent = "string", max_retries = "number", max_retry_wait = "number", sleep = "function",
     insecure = "boolean", proxy = "string", follow_redirects = "boolean", debug = "boolean",
-    on_response = "function", transport = "string|function",
+    on_response = "function", transport = "string|function", json_big_integers = "string",
 }
 
 -- Said once per Lua state, the first time a client disables verification.
@@ -104,6 +104,10 @@ local function settings(opts)
     if opts.proxy ~= nil and (has_ctl(opts.proxy) or opts.proxy == "") then
         bad_option("proxy", "must be a non-empty URL without CR, LF or NUL", 2)
     end
+    local big = opts.json_big_integers
+    if big ~= nil and big ~= "number" and big ~= "string" then
+        bad_option("json_big_integers", "must be \"number\" or \"string\"", 2)
+    end
     local tr = opts.transport
     if type(tr) == "string" and tr ~= "auto" and tr ~= "curl" and tr ~= "nginx" then
         bad_option("transport", "must be \"auto\", \"curl\", \"nginx\" or a function", 2)
@@ -130,7 +134,7 @@ local function settings(opts)
         insecure = opts.insecure == true, follow_redirects = opts.follow_redirects == true,
         max_retries = max_retries or 2, max_retry_wait = max_retry_wait or 60,
         sleep = opts.sleep, debug = debug_trace, on_response = opts.on_response,
-        transport = tr or "auto",
+        transport = tr or "auto", json_big_integers = big,
     }
 end
 
@@ -454,7 +458,7 @@ function _M.new(opts)
     local handle = new_handle({
         auth = auth,
         user_agent = s.user_agent, timeout = s.timeout, connect_timeout = s.connect_timeout,
-        max_response_bytes = s.max_response_bytes, max_depth = s.max_depth,
+        max_response_bytes = s.max_response_bytes, json = { max_depth = s.max_depth, big_integers = s.json_big_integers },
         ca_file = s.ca_file, ca_path = s.ca_path, proxy = s.proxy, insecure = s.insecure,
         follow_redirects = s.follow_redirects,
     })

@@ -56,7 +56,7 @@ local Sink = {}
 Sink.__index = Sink
 
 local function new_sink(limits, status)
-    return setmetatable({ dec = new_decoder({ max_depth = limits.max_depth }), received = 0,
+    return setmetatable({ dec = new_decoder({ max_depth = limits.max_depth, big_integers = limits.big_integers }), received = 0,
         snippet = {}, snip_len = 0, status = status, max_bytes = limits.max_response_bytes }, Sink)
 end
 
@@ -128,7 +128,8 @@ local secrets = setmetatable({}, { __mode = "k" })
 --  Authorization header line (kept in this closure-held object only).
 function _M.nginx(s, auth)
     local t = setmetatable({
-        limits = { max_depth = s.max_depth or 1000, max_response_bytes = s.max_response_bytes or 64 * 1024 * 1024 },
+        limits = { max_depth = s.max_depth or 1000, max_response_bytes = s.max_response_bytes or 64 * 1024 * 1024,
+            big_integers = s.json_big_integers },
         timeout = (s.timeout or 60) * 1000, connect_timeout = (s.connect_timeout or 10) * 1000,
         user_agent = s.user_agent, insecure = s.insecure, follow_redirects = s.follow_redirects,
         pool_size = 32, keepalive_ms = 60000, _headers = {}, _meta = nil,
@@ -337,7 +338,8 @@ function Nginx:close() end
 --  returning the next chunk (nil at the end).  fn may also return nil, err
 --  (a message; kind "network").  Raising inside fn is the caller's error.
 function _M.custom(fn, s, auth)
-    local limits = { max_depth = s.max_depth or 1000, max_response_bytes = s.max_response_bytes or 64 * 1024 * 1024 }
+    local limits = { max_depth = s.max_depth or 1000, max_response_bytes = s.max_response_bytes or 64 * 1024 * 1024,
+        big_integers = s.json_big_integers }
     local t = { _headers = {} }
     function t.perform(self, method, url, body, header_lines)
         local headers = { ["Accept"] = "application/json", ["User-Agent"] = s.user_agent }
