@@ -17,7 +17,8 @@
  * Parse errors never raise inside the parser: they record a message
  * with the byte offset and return 0.  Only the Lua API itself may raise
  * (memory errors); callers that must not unwind (curl callbacks) go
- * through cz_decoder_feed_raw, which runs the parser under lua_pcall.
+ * through cz_decoder_feed_raw, which runs the parser under lua_pcall and
+ * allocates nothing before it (callers reserve stack space up front).
  */
 #include <math.h>
 #include <stdint.h>
@@ -644,11 +645,18 @@ static void decoder_reset(cz_decoder *d, int max_depth) {
     d->state = S_VALUE;
 }
 
+static int feed_protected(lua_State *L);
+
+/* The uservalue table parks values at 1..nsaved and keeps the protected
+ * feed function at 0, so that feeding from a curl callback allocates
+ * nothing before lua_pcall (on 5.1/LuaJIT, pushing a C function does). */
 cz_decoder *cz_decoder_push(lua_State *L, int max_depth) {
     cz_decoder *d = (cz_decoder *)cz_newuserdata(L, sizeof *d);
     decoder_reset(d, max_depth);
     cz_setmetatable(L, DECODER_MT);
     lua_newtable(L);
+    lua_pushcfunction(L, feed_protected);
+    lua_rawseti(L, -2, 0);
     cz_setuservalue(L, -2);
     return d;
 }
@@ -786,7 +794,9 @@ static int call_protected(lua_State *L, int dec_idx, const char *p, size_t n, in
         d->failed = 1;
         return 0;
     }
-    lua_pushcfunction(L, feed_protected);
+    cz_getuservalue(L, dec_idx);
+    lua_rawgeti(L, -1, 0);
+    lua_remove(L, -2);
     lua_pushlightuserdata(L, &fc);
     lua_pushvalue(L, dec_idx);
     status = lua_pcall(L, 2, at_eof ? 1 : 0, 0);

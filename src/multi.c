@@ -139,7 +139,8 @@ int cz_perform_many(lua_State *L) {
 #ifdef CURLPIPE_MULTIPLEX
     curl_multi_setopt(mu->m, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
 #endif
-    luaL_checkstack(L, conc + 8, "cozmox: too many concurrent requests for the Lua stack");
+    /* Decoders, plus room the curl callbacks use without growing it. */
+    luaL_checkstack(L, conc + 24, "cozmox: too many concurrent requests for the Lua stack");
     for (i = 0; i < conc; i++) {
         slot *s = &mu->slots[i];
         s->easy = curl_easy_duphandle(cz_handle_easy(h));

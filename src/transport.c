@@ -442,6 +442,7 @@ static int handle_perform(lua_State *L) {
     lua_settop(L, 5);
     set_request(L, h, method, body, blen, hdr_idx);
     cz_getuservalue(L, 1); /* [6] decoder */
+    luaL_checkstack(L, 16, "cozmox: Lua stack exhausted"); /* used by the curl callbacks */
     cz_transfer_init(&t, L, h->easy, &h->hdrs, h->max_bytes, 6);
     h->errbuf[0] = '\0';
     curl_easy_setopt(h->easy, CURLOPT_URL, url);
