@@ -32,7 +32,7 @@ build = {
       ["cozmox.core"] = {
          sources = {
             "src/buffer.c", "src/clock.c", "src/core.c", "src/jdecode.c", "src/jencode.c",
-            "src/numconv.c", "src/transport.c",
+            "src/multi.c", "src/numconv.c", "src/transport.c",
          },
          libraries = { "curl" },
          incdirs = { "$(CURL_INCDIR)" },
@@ -44,6 +44,8 @@ build = {
       ["cozmox.json"] = "lua/cozmox/json.lua",
       ["cozmox.retry"] = "lua/cozmox/retry.lua",
       ["cozmox.session"] = "lua/cozmox/session.lua",
+      ["cozmox.time"] = "lua/cozmox/time.lua",
+      ["cozmox.types"] = "lua/cozmox/types.lua",
    },
    copy_directories = { "examples" },
 }

@@ -153,7 +153,9 @@ describe("cozmox.json.decode numbers", function()
         local set = os.setlocale("de_DE.UTF-8", "numeric") or os.setlocale("de_DE.utf8", "numeric")
         assert.is_not_nil(set, "the de_DE.UTF-8 locale must exist (scripts/deps.sh creates it)")
         local ok, err = pcall(function()
-            assert.equal("1,5", string.format("%.1f", 1.5)) -- the locale really is active
+            -- the locale really is active (LuaJIT formats numbers itself)
+            if type(jit) == "table" then assert.matches("^de_DE", os.setlocale(nil, "numeric"))
+            else assert.equal("1,5", string.format("%.1f", 1.5)) end
             assert.equal(1.5, decode("1.5"))
             assert.equal(0.30000000000000004, decode("0.30000000000000004"))
             assert.equal(1.2345678901234567e-5, decode("1.2345678901234567e-5"))

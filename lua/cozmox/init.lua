@@ -15,6 +15,7 @@ local _M = {
     _VERSION = client.VERSION,
     VERSION = client.VERSION,
     json = json,
+    time = require("cozmox.time"),
     null = json.null,
     array_mt = json.array_mt,
     new = client.new,
@@ -42,10 +43,15 @@ _M.default = default
 
 -- cozmox.session.<fn>(...) forwards to the default client's session.<fn>.
 local default_session = {}
+-- each() hands back an iterator, so a config failure there is raised
+-- (as each() raises errors met mid-way) instead of returned.
 for _, name in ipairs(session.FUNCTIONS) do
     default_session[name] = function(...)
         local c, err = default()
-        if not c then return nil, err end
+        if not c then
+            if name == "each" then error(err, 2) end
+            return nil, err
+        end
         return c.session[name](...)
     end
 end

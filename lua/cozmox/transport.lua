@@ -167,7 +167,7 @@ function Nginx:perform(method, url, body, header_lines)
     ngx.update_time()
     local t_connect = ngx.now()
     if scheme == "https" and sock:getreusedtimes() == 0 then
-        local sess, serr = sock:sslhandshake(nil, host, not self.insecure)
+        local sess, serr = sock:sslhandshake(false, host, not self.insecure)
         if not sess then
             sock:close()
             return nginx_fail(serr == "timeout" and "timeout" or "tls", "TLS handshake with " .. host .. " failed: " .. tostring(serr))

@@ -21,7 +21,38 @@ API's "Invalid Key. Hot tip, ..." body):
                              the top-level "id" value.
   GET /session/invalid-input 400 with the API's validation error (message is
                              an array of strings).
-  other methods on /session  404 "Cannot METHOD /path" (NestJS style) for now.
+  GET /session               a page of sessions (sessions.lua):
+                             {"results":[...],"metadata":{"itemsPerPage",
+                             "totalItems","currentPage"}}. Query: page
+                             (default 1), limit (default 100, 1..1000),
+                             sortOrder ASC|DESC (default DESC; sorted on
+                             createdAt, then creation order), name,
+                             assistantId, workflowId (exact match on the
+                             top-level field), createdAt{Gt,Lt,Ge,Le},
+                             updatedAt{Gt,Lt,Ge,Le} (ISO 8601). Bad or
+                             unknown params: 400, message an array of
+                             class-validator style strings (sorted).
+  POST /session              201 + a new session: id (random UUID v4),
+                             orgId, createdAt = updatedAt (ISO 8601 with
+                             milliseconds, Z), then the body's members in
+                             the API's order, status default "active",
+                             expirationSeconds default 86400 (null members
+                             are left out). Allowed members: name (<= 40
+                             characters), status (active|completed),
+                             expirationSeconds (integer 60..2592000),
+                             assistantId, assistant, messages, customer,
+                             phoneNumberId, phoneNumber; null passes for all
+                             but status and expirationSeconds; others give
+                             "property X should not exist". Any violation:
+                             400 with every message in an array.
+  PATCH /session/{id}        200 + the session with the body's members
+                             replaced (as text) or appended and updatedAt
+                             set to now; same validation; 404 if unknown.
+  DELETE /session/{id}       200 + the session as it was, then it is gone;
+                             404 if unknown.
+  other methods              404 "Cannot METHOD /path" (NestJS style).
+  Stored sessions are JSON text and are never re-encoded: a seeded session
+  stays byte for byte the fixture until it is updated.
 
 Test helpers (no auth):
   GET /__health              200 {"ok":true}; with-mock.sh polls it.
@@ -36,6 +67,12 @@ Test helpers (no auth):
                              carried ?key=K (counts retries).
   ANY /__reset               re-seed the sessions, forget requests and
                              counters; 200 {"ok":true}.
+  GET /__fail?method=M&skip=N&count=C&status=S
+                             after N more authorized /session... requests
+                             with method M (default GET; list and single
+                             session alike), the next C (default 1) fail
+                             with status S (default 500) and an API-shaped
+                             error body; /__reset disarms it.
   GET /__file/<name>         spec/fixtures/<name> (percent-decoded; may
                              contain "/", never a ".." segment) as
                              application/json; 404 if absent, 400 if bad.
@@ -94,6 +131,7 @@ Unknown paths: 404 "Cannot METHOD /path".
 
 local cjson = require "cjson.safe"
 local store = require "store"
+local sessions = require "sessions"
 
 local ngx = ngx
 local ngx_var, ngx_req, ngx_shared = ngx.var, ngx.req, ngx.shared
@@ -215,7 +253,19 @@ local function session_route(method, path)
   if not authorized() then
     return send_json(401, UNAUTHORIZED_BODY)
   end
+  local fail_status = sessions.failure(method)
+  if fail_status then return send_error(fail_status) end
+  if path == "/session" then
+    if method == "GET" or method == "HEAD" then return sessions.list(_M) end
+    if method == "POST" then return sessions.create(_M) end
+    return cannot(method, path)
+  end
   local raw = str_match(path, "^/session/([^/]+)$")
+  if raw and method == "PATCH" then
+    return sessions.update(_M, unescape_uri(raw), NOT_FOUND_BODY)
+  elseif raw and method == "DELETE" then
+    return sessions.delete(_M, unescape_uri(raw), NOT_FOUND_BODY)
+  end
   if not raw or (method ~= "GET" and method ~= "HEAD") then
     return cannot(method, path)
   end
@@ -261,6 +311,8 @@ local function meta_route(method, path)
     ngx_shared.sessions:flush_all()
     store.seed(config.fixtures)
     return send_json(200, '{"ok":true}')
+  elseif path == "/__fail" then
+    return sessions.arm_failures(_M)
   elseif str_sub(path, 1, 8) == "/__file/" and method == "GET" then
     return file_route(path)
   end

@@ -1,0 +1,249 @@
+---@meta cozmox.types
+--- cozmox.types: LuaLS (lua-language-server) annotations of the data the
+--  library hands out and takes: the client, its options, the error object,
+--  the session and its main nested objects, list params and pages.
+--
+-- Nothing here runs: require("cozmox.types") returns an empty table.  The
+-- functions are annotated where they are defined (session.lua, time.lua);
+-- this file holds the classes they refer to.  Field names and types follow
+-- the API reference of GET /session/{id}; spec/types_spec.lua checks them
+-- against spec/fixtures/session.json (the reference's example).  Objects
+-- not modelled here (plans, tools, hooks, ...) are `table`.
+
+---@alias cozmox.ErrorKind "http"|"timeout"|"network"|"tls"|"decode"|"too_large"|"config"
+
+---A runtime failure (`nil, err`); `tostring(err)` is one readable line.
+---@class cozmox.Error
+---@field kind cozmox.ErrorKind
+---@field message string what went wrong (an API validation error's messages joined with "; ")
+---@field status? integer HTTP status, when a response arrived
+---@field reason? string the HTTP reason phrase (kind "http")
+---@field body? table the decoded JSON error body: { message = string|string[], error = string, statusCode = integer }
+---@field snippet? string the start of a non-JSON error body, printable
+---@field curl_code? integer libcurl's error code, for transport failures
+---@field method? string
+---@field path? string
+---@field attempts? integer how many attempts were made
+
+---Options of cozmox.new (all optional; unknown ones are refused).
+---@class cozmox.ClientOptions
+---@field token? string API token (default: COZMOX_TOKEN)
+---@field base_url? string http:// or https:// URL (default: COZMOX_BASE_URL or https://api.cozmox.ai)
+---@field timeout? number whole request, seconds (default 60)
+---@field connect_timeout? number connection setup, seconds (default 10)
+---@field max_response_bytes? integer body size limit after decoding (default 64 MiB)
+---@field max_depth? integer JSON nesting limit (default 1000)
+---@field max_retries? integer retries after the first attempt (default 2)
+---@field max_retry_wait? number cap on one wait between attempts, seconds (default 60)
+---@field sleep? fun(seconds: number) used between attempts
+---@field ca_file? string CA bundle file
+---@field ca_path? string hashed CA directory
+---@field insecure? boolean disable TLS verification
+---@field proxy? string proxy URL
+---@field follow_redirects? boolean follow up to 5 redirects
+---@field user_agent? string product token put in front of the default User-Agent
+---@field on_response? fun(meta: table) called after every response
+---@field debug? boolean one trace line per attempt on stderr
+---@field transport? "auto"|"curl"|"nginx"|function how requests are sent (default "auto")
+---@field json_big_integers? "number"|"string" how integers beyond the Lua number range are decoded
+
+---@class cozmox.RequestOptions
+---@field query? table<string, string|number|boolean> percent-encoded query parameters
+---@field body? any encoded with cozmox.json.encode
+---@field headers? table<string, string> extra headers (not Authorization, Host, Content-Length)
+---@field retry? boolean also retry POST and PATCH
+
+---@class cozmox.Client
+---@field base_url string
+---@field session cozmox.SessionResource
+---@field request fun(self: cozmox.Client, method: string, path: string, opts?: cozmox.RequestOptions): any, cozmox.Error?
+---@field close fun(self: cozmox.Client)
+
+---The Session resource of a client (functions called with a dot).
+---@class cozmox.SessionResource
+---@field get fun(id: string): cozmox.Session?, cozmox.Error?
+---@field list fun(params?: cozmox.SessionListParams): cozmox.SessionListPage?, cozmox.Error?
+---@field each fun(params?: cozmox.SessionListParams): fun(): cozmox.Session?, integer?, integer?
+---@field create fun(body: cozmox.SessionBody): cozmox.Session?, cozmox.Error?
+---@field update fun(id: string, body: cozmox.SessionBody): cozmox.Session?, cozmox.Error?
+---@field delete fun(id: string): cozmox.Session?, cozmox.Error?
+
+---@alias cozmox.SessionStatus "active"|"completed"
+
+---A session as the API returns it, with the helpers of
+---cozmox.SessionMethods (an API field of the same name wins).
+---@class cozmox.Session: cozmox.SessionMethods
+---@field id string the unique identifier for the session
+---@field orgId string the organization that owns this session
+---@field createdAt string ISO 8601 time the session was created
+---@field updatedAt string ISO 8601 time the session was last updated
+---@field name? string user-defined name, at most 40 characters
+---@field status? cozmox.SessionStatus
+---@field expirationSeconds? integer 60..2592000; 86400 (24 hours) when not set
+---@field assistantId? string an existing assistant; when given, `assistant` is ignored
+---@field assistant? cozmox.Assistant an inline assistant configuration
+---@field messages? cozmox.Message[] the chat messages of the session
+---@field customer? cozmox.Customer
+---@field phoneNumberId? string
+---@field phoneNumber? cozmox.PhoneNumber
+
+---A chat message of a session.
+---@class cozmox.Message
+---@field role string "user", "assistant", "system", ...
+---@field message string the text
+---@field time number epoch milliseconds
+---@field secondsFromStart number seconds since the start of the session
+
+---@class cozmox.Assistant
+---@field transcriber? cozmox.Transcriber
+---@field model? cozmox.Model
+---@field voice? cozmox.Voice
+---@field firstMessage? string
+---@field firstMessageInterruptionsEnabled? boolean
+---@field firstMessageMode? string "assistant-speaks-first", ...
+---@field voicemailDetection? table
+---@field clientMessages? string[]
+---@field serverMessages? string[]
+---@field silenceTimeoutSeconds? integer
+---@field maxDurationSeconds? integer
+---@field backgroundSound? string
+---@field backgroundDenoisingEnabled? boolean
+---@field modelOutputInMessagesEnabled? boolean
+---@field transportConfigurations? table[]
+---@field observabilityPlan? table
+---@field credentials? table[]
+---@field hooks? table[]
+---@field name? string
+---@field voicemailMessage? string
+---@field endCallMessage? string
+---@field endCallPhrases? string[]
+---@field compliancePlan? table
+---@field metadata? table
+---@field backgroundSpeechDenoisingPlan? table
+---@field analysisPlan? table
+---@field artifactPlan? table
+---@field messagePlan? table
+---@field startSpeakingPlan? table
+---@field stopSpeakingPlan? table
+---@field monitorPlan? table
+---@field credentialIds? string[]
+---@field server? table
+---@field keypadInputPlan? table
+
+---An assistant's settings overridden for one customer.
+---@class cozmox.AssistantOverrides: cozmox.Assistant
+---@field variableValues? table
+
+---@class cozmox.Transcriber
+---@field provider string "assembly-ai", ...
+---@field language? string
+---@field confidenceThreshold? number
+---@field enableUniversalStreamingApi? boolean
+---@field formatTurns? boolean
+---@field endOfTurnConfidenceThreshold? number
+---@field minEndOfTurnSilenceWhenConfident? integer
+---@field wordFinalizationMaxWaitTime? integer
+---@field maxTurnSilence? integer
+---@field realtimeUrl? string
+---@field wordBoost? string[]
+---@field endUtteranceSilenceThreshold? integer
+---@field disablePartialTranscripts? boolean
+---@field fallbackPlan? table
+
+---@class cozmox.Model
+---@field model string e.g. "claude-3-opus-20240229"
+---@field provider string e.g. "anthropic"
+---@field messages? cozmox.ModelMessage[]
+---@field tools? table[]
+---@field toolIds? string[]
+---@field knowledgeBase? table
+---@field knowledgeBaseId? string
+---@field thinking? table
+---@field temperature? number
+---@field maxTokens? integer
+---@field emotionRecognitionEnabled? boolean
+---@field numFastTurns? integer
+
+---A message of a model's prompt.
+---@class cozmox.ModelMessage
+---@field content string
+---@field role string
+
+---@class cozmox.Voice
+---@field provider string e.g. "azure"
+---@field voiceId string
+---@field cachingEnabled? boolean
+---@field chunkPlan? table
+---@field speed? number
+---@field fallbackPlan? table
+
+---@class cozmox.Customer
+---@field numberE164CheckEnabled? boolean
+---@field extension? string
+---@field assistantOverrides? cozmox.AssistantOverrides
+---@field number? string
+---@field sipUri? string
+---@field name? string
+---@field email? string
+---@field externalId? string
+
+---@class cozmox.PhoneNumber
+---@field twilioPhoneNumber? string
+---@field twilioAccountSid? string
+---@field fallbackDestination? table
+---@field hooks? table[]
+---@field smsEnabled? boolean
+---@field twilioAuthToken? string
+---@field twilioApiKey? string
+---@field twilioApiSecret? string
+---@field name? string
+---@field assistantId? string
+---@field workflowId? string
+---@field squadId? string
+---@field server? table
+
+---Query parameters of GET /session, by their API names.  Dates: ISO 8601
+---strings, or epoch seconds (formatted to ISO 8601 UTC).
+---@class cozmox.SessionListParams
+---@field name? string
+---@field assistantId? string
+---@field workflowId? string
+---@field page? integer default 1
+---@field sortOrder? "ASC"|"DESC" default "DESC"
+---@field limit? integer default 100
+---@field createdAtGt? string|number
+---@field createdAtLt? string|number
+---@field createdAtGe? string|number
+---@field createdAtLe? string|number
+---@field updatedAtGt? string|number
+---@field updatedAtLt? string|number
+---@field updatedAtGe? string|number
+---@field updatedAtLe? string|number
+
+---@class cozmox.SessionListPage
+---@field results cozmox.Session[]
+---@field metadata cozmox.PaginationMeta
+
+---@class cozmox.PaginationMeta
+---@field itemsPerPage integer
+---@field totalItems integer
+---@field currentPage integer
+
+---The body of create and update (every field optional; cozmox.null
+---clears all but status and expirationSeconds).
+---@class cozmox.SessionBody
+---@field name? string at most 40 characters
+---@field status? cozmox.SessionStatus
+---@field expirationSeconds? integer 60..2592000
+---@field assistantId? string
+---@field assistant? cozmox.Assistant
+---@field messages? cozmox.Message[]
+---@field customer? cozmox.Customer
+---@field phoneNumberId? string
+---@field phoneNumber? cozmox.PhoneNumber
+
+---@class cozmox.TranscriptOptions
+---@field timestamps? boolean prefix lines with [mm:ss] from secondsFromStart
+---@field names? table<string, string> role -> label to print
+
+return {}
