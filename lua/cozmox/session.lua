@@ -2,6 +2,7 @@
 --  helper methods every returned session carries.
 --
 --   client.session.get(id)           -> session | nil, err   GET    /session/{id}
+--   client.session.get_many(ids [, { concurrency = 8 }]) -> results, errors (indexed like ids)
 --   client.session.list([params])    -> page | nil, err      GET    /session
 --   client.session.each([params])    -> iterator: session, n, total (raises the error object)
 --   client.session.create(body)      -> session | nil, err   POST   /session
@@ -35,7 +36,7 @@ local _M = {}
 
 -- The functions every bound resource has, in the order they are documented.
 -- init.lua forwards each of them from cozmox.session to the default client.
-_M.FUNCTIONS = { "get", "list", "each", "create", "update", "delete" }
+_M.FUNCTIONS = { "get", "get_many", "list", "each", "create", "update", "delete" }
 
 -- The API's bounds (see the API reference of Session).
 _M.NAME_MAX = 40
@@ -446,8 +447,8 @@ local function wrapped(s, err)
     return wrap(s)
 end
 
--- cozmox.client requires this module, so it is looked up on first use.
-local query_string
+-- cozmox.client requires this module, so these are looked up on first use.
+local query_string, as_object
 
 -- GET /session with query; the page with its sessions wrapped.
 local function fetch_page(c, query)
@@ -477,6 +478,45 @@ function _M.bind(c)
     function res.get(id)
         check_id(id, "get")
         return wrapped(c:_object("GET", "/session/" .. escape_segment(id)))
+    end
+
+    ---GET /session/{id} for many ids at once: curl's multi interface
+    ---(cosockets inside nginx), at most `concurrency` requests in flight,
+    ---each decoded as it arrives, with the retries, timeouts and limits of
+    ---get.  results[i] is the session or nil, errors[i] the error or nil.
+    ---@param ids string[]
+    ---@param opts? { concurrency?: integer }
+    ---@return (cozmox.Session?)[] results
+    ---@return (cozmox.Error?)[] errors
+    function res.get_many(ids, opts)
+        if type(ids) ~= "table" then argerror(1, "get_many", "table of ids expected, got " .. typename(ids), 2) end
+        local paths = {}
+        for i = 1, #ids do
+            local id = ids[i]
+            if type(id) ~= "string" or id == "" then
+                argerror(1, "get_many", str_format("ids[%d] must be a non-empty string, got %s", i, describe(id)), 2)
+            end
+            paths[i] = "/session/" .. escape_segment(id)
+        end
+        local concurrency = 8
+        if opts ~= nil then
+            if type(opts) ~= "table" then argerror(2, "get_many", "table expected, got " .. typename(opts), 2) end
+            for k in pairs(opts) do
+                if k ~= "concurrency" then argerror(2, "get_many", "unknown option '" .. tostring(k) .. "'", 2) end
+            end
+            if opts.concurrency ~= nil then
+                if not is_integer(opts.concurrency, 1, 256) then
+                    argerror(2, "get_many", "option 'concurrency' must be an integer between 1 and 256", 2)
+                end
+                concurrency = opts.concurrency
+            end
+        end
+        as_object = as_object or require("cozmox.client").as_object
+        return c:_get_many(paths, concurrency, function(v, status, method, path)
+            local obj, err = as_object(v, status, method, path)
+            if obj then wrap(obj) end
+            return obj, err
+        end)
     end
 
     ---GET /session: one page { results = {...}, metadata = {...} }.
