@@ -114,8 +114,12 @@ describe("inside nginx", function()
         -- which shows verification is on.
         local status, v = get("/tls/session/demo")
         assert.equal(502, status)
-        assert.equal("tls", v.kind)
-        assert.matches("certificate host mismatch", v.message)
+        assert.is_nil(v.id)
+        -- nginx refused the peer; lua-nginx-module 0.10.23 sometimes reports
+        -- the failed handshake as success and the first send then fails,
+        -- so the kind is "tls" or "network" -- never a session.
+        assert.is_truthy(v.kind == "tls" or v.kind == "network", v.kind)
+        assert.matches("lua ssl certificate does not match host", error_log(), 1, true)
         local status2, v2 = get("/tlsinsecure/session/demo")
         assert.equal(200, status2, type(v2) == "table" and v2.message or v2)
         assert.equal("demo", v2.id)
@@ -148,6 +152,7 @@ describe("inside nginx", function()
             assert(results[i], tostring(errors[i]))
             assert.equal("s" .. i, results[i].id)
         end
+        io.stderr:write(string.format("[nginx transport: 20 x 200 ms in %.2f s] ", dt))
         assert.is_true(dt < 0.8, "took " .. dt .. " s")
     end)
 
@@ -159,11 +164,13 @@ describe("inside nginx", function()
         local results = c:_get_many(p, 20)
         local dt = socket.gettime() - t0
         for i = 1, 20 do assert.is_table(results[i]) end
+        io.stderr:write(string.format("[curl transport: 20 x 200 ms in %.2f s] ", dt))
         assert.is_true(dt >= 3.5, "took " .. dt .. " s")
     end)
 
     it("logged no Lua errors", function()
         local log = error_log():gsub("[^\n]*lua ssl certificate does not match host[^\n]*\n?", "")
+            :gsub("[^\n]*request: \"GET /tls/session/demo[^\n]*\n?", "")
         assert.is_nil(log:find("[error]", 1, true), log)
         assert.is_nil(log:find("[alert]", 1, true), log)
     end)

@@ -159,7 +159,8 @@ function Nginx:perform(method, url, body, header_lines)
     local deadline = t0 + self.timeout / 1000
     local sock = ngx.socket.tcp()
     sock:settimeouts(self.connect_timeout, self.timeout, self.timeout)
-    local pool = scheme .. "://" .. host .. ":" .. port
+    -- Connections verified and unverified never share a pool.
+    local pool = scheme .. "://" .. host .. ":" .. port .. (self.insecure and "#insecure" or "")
     local ok, err = sock:connect(host, port, { pool = pool, pool_size = self.pool_size })
     if not ok then
         return nginx_fail(err == "timeout" and "timeout" or "network", "connect to " .. host .. ":" .. port .. " failed: " .. tostring(err))
