@@ -1,0 +1,440 @@
+--- bench/bench.lua: every measurement of `make bench`, printed as one table.
+--
+--   lua5.4 bench/bench.lua DATA_DIR BASE_URL CURL_FLOOR_BIN
+--
+-- Run by bench/run.sh, which generates DATA_DIR (bench/gen.lua), starts
+-- nginx at BASE_URL (bench/nginx.conf.in) and compiles bench/curl_floor.c.
+-- Environment: BENCH_ROUNDS (default 7), BENCH_N (requests per round,
+-- default 2000), BENCH_MACHINE (the machine line).
+--
+-- Method: one untimed warm-up pass of everything, then BENCH_ROUNDS
+-- rounds; in each round every contender of every case runs its share of
+-- work in 4 slices, contender after contender, in an order rotated on
+-- every slice (see interleave), so drifting machine noise reaches all
+-- contenders alike.  Figures are medians over the rounds.  Before
+-- each timed section: collectgarbage("collect"); the GC otherwise runs
+-- with Lua's defaults for everyone, and every contender drops each
+-- decoded value the same way (overwritten by the next iteration).
+
+local data_dir, base_url, floor_bin = arg[1], arg[2], arg[3]
+assert(data_dir and base_url and floor_bin, "usage: lua5.4 bench/bench.lua DATA_DIR BASE_URL CURL_FLOOR_BIN")
+
+local ROUNDS = math.tointeger(tonumber(os.getenv("BENCH_ROUNDS") or "7"))
+local N = math.tointeger(tonumber(os.getenv("BENCH_N") or "2000"))
+assert(ROUNDS and ROUNDS >= 1, "BENCH_ROUNDS must be a positive integer")
+assert(N and N >= 1, "BENCH_N must be a positive integer")
+
+local cozmox = require("cozmox")
+local core = require("cozmox.core")
+local cjson = require("cjson")
+local dkjson = require("dkjson")
+local http = require("socket.http")
+local ltn12 = require("ltn12")
+
+local now, os_clock, collect = core.now, os.clock, collectgarbage
+local format, concat, sort = string.format, table.concat, table.sort
+local ID = "3f6c2f7e-5a1b-4c2d-9e8f-0a1b2c3d4e5f"
+local BIG_MESSAGES = 20000
+local SLOW_IDS = 50
+local SLOW_DELAY = 0.2
+
+local function read(path)
+    local f = assert(io.open(path, "rb"))
+    local s = f:read("a")
+    f:close()
+    return s
+end
+
+local function median(t)
+    local c = {}
+    for i = 1, #t do c[i] = t[i] end
+    sort(c)
+    local n = #c
+    if n == 0 then return nil end
+    if n % 2 == 1 then return c[(n + 1) // 2] end
+    return (c[n // 2] + c[n // 2 + 1]) / 2
+end
+
+local function minmax(t)
+    local lo, hi = math.huge, -math.huge
+    for i = 1, #t do
+        if t[i] < lo then lo = t[i] end
+        if t[i] > hi then hi = t[i] end
+    end
+    return lo, hi
+end
+
+-- contenders rotated: round r starts at the ((r - 1) % #list + 1)-th.
+local function rotated(list, r)
+    local out, n = {}, #list
+    for i = 1, n do out[i] = list[(i + r - 2) % n + 1] end
+    return out
+end
+
+local function progress(msg)
+    io.stderr:write("bench: ", msg, "\n")
+end
+
+------------------------------------------------------------------------
+-- Decode
+------------------------------------------------------------------------
+
+local DOCS = {
+    { key = "a", file = "session.json", label = "(a) example session, compact" },
+    { key = "b", file = "big.json", label = "(b) session, 20,000 messages" },
+    { key = "c", file = "numbers.json", label = "(c) number-heavy" },
+    { key = "d", file = "strings.json", label = "(d) string-heavy, escapes + UTF-8" },
+}
+for _, d in ipairs(DOCS) do d.text = read(data_dir .. "/" .. d.file) end
+
+local dk_decode = dkjson.decode
+local DECODERS = {
+    { key = "cozmox", fn = cozmox.json.decode, budget = 16e6, min = 3 },
+    { key = "cjson", fn = cjson.decode, budget = 16e6, min = 3 },
+    -- dkjson (no LPeg) is ~20-50x slower: fewer iterations, same method.
+    { key = "dkjson", fn = function(s) return (dk_decode(s)) end, budget = 0.5e6, min = 1 },
+}
+
+-- Same iteration count for cozmox and cjson on a document.
+local function iterations(dec, doc)
+    return math.max(dec.min, math.ceil(dec.budget / #doc.text))
+end
+
+-- Seconds of CPU for iters decodes (os.clock: process CPU time, so
+-- time stolen by other processes on this 2-core box does not count).
+local function time_decode(fn, text, iters)
+    collect("collect")
+    local v
+    local t0 = os_clock()
+    for _ = 1, iters do v = fn(text) end
+    local dt = os_clock() - t0
+    if v == nil then error("decoder returned nil") end
+    return dt
+end
+
+-- Check each decoder reads each document as the same shape.
+for _, doc in ipairs(DOCS) do
+    for _, dec in ipairs(DECODERS) do
+        local v = dec.fn(doc.text)
+        assert(type(v) == "table", dec.key .. " failed on " .. doc.file)
+        if doc.key == "b" then assert(#v.messages == BIG_MESSAGES, dec.key .. ": wrong message count") end
+    end
+end
+
+------------------------------------------------------------------------
+-- End to end
+------------------------------------------------------------------------
+
+local client = cozmox.new({ base_url = base_url, token = "bench-token", max_retries = 0 })
+local get = client.session.get
+local session_len = #DOCS[1].text
+
+local function run_cozmox(n)
+    collect("collect")
+    local t0 = now()
+    for _ = 1, n do
+        local s, err = get(ID)
+        if not s then error("session.get: " .. tostring(err)) end
+    end
+    return now() - t0
+end
+
+-- luasocket as its users write it: socket.http.request into a table
+-- sink (what its simple form does internally), then cjson.decode.
+-- socket.http sends "Connection: close" and cannot keep a connection
+-- alive, so every request opens a new TCP connection.
+local ls_url = base_url .. "/session/" .. ID
+local ls_headers = { accept = "application/json", authorization = "Bearer bench-token" }
+local http_request, sink_table, cjson_decode = http.request, ltn12.sink.table, cjson.decode
+local function ls_get(url)
+    local chunks = {}
+    local ok, code = http_request({ url = url, headers = ls_headers, sink = sink_table(chunks) })
+    if ok == nil or code ~= 200 then error("socket.http: " .. tostring(code)) end
+    return cjson_decode(concat(chunks))
+end
+
+local function run_luasocket(n)
+    collect("collect")
+    local t0 = now()
+    for _ = 1, n do ls_get(ls_url) end
+    return now() - t0
+end
+
+-- The floor runs in its own process: start-up and its 50 warm-up
+-- requests are outside its timed loop.
+local function run_floor(n, warmup)
+    local p = assert(io.popen(format("%q %q %d %d", floor_bin, ls_url, n, warmup or 50)))
+    local out = p:read("a")
+    local ok = p:close()
+    local secs, bytes = out:match("^(%S+) (%d+)")
+    if not ok or not secs then error("curl_floor failed: " .. out) end
+    if tonumber(bytes) ~= session_len then error("curl_floor: body of " .. bytes .. " bytes") end
+    return tonumber(secs)
+end
+
+------------------------------------------------------------------------
+-- Memory (fresh processes, bench/mem.lua)
+------------------------------------------------------------------------
+
+local script_dir = (arg[0]:match("^(.*)/[^/]*$") or ".")
+local function run_mem(which)
+    local cmd = format("lua5.4 %q %s %q %q %d", script_dir .. "/mem.lua", which, base_url .. "/big", ID,
+        BIG_MESSAGES)
+    local p = assert(io.popen(cmd))
+    local out = p:read("a")
+    local ok = p:close()
+    local peak, start = out:match("^(%d+) (%d+)")
+    if not ok or not peak then error("mem.lua " .. which .. " failed: " .. out) end
+    return tonumber(peak) / 1024, tonumber(start) / 1024    -- MiB
+end
+
+------------------------------------------------------------------------
+-- Concurrency
+------------------------------------------------------------------------
+
+local slow = cozmox.new({ base_url = base_url .. "/slow", token = "bench-token", max_retries = 0,
+    timeout = 30 })
+local slow_ids = {}
+for i = 1, SLOW_IDS do slow_ids[i] = format("slow-%02d", i) end
+local has_get_many = type(slow.session.get_many) == "function"
+
+-- Seconds for one get_many of all ids, or nil, reason.
+local function run_get_many(concurrency)
+    collect("collect")
+    local t0 = now()
+    local ok, results, errs = pcall(slow.session.get_many, slow_ids, { concurrency = concurrency })
+    local dt = now() - t0
+    if not ok then return nil, "raised: " .. tostring(results) end
+    local failed, first = 0, nil
+    for i = 1, SLOW_IDS do
+        local s = type(results) == "table" and results[i]
+        if type(s) ~= "table" or type(s.messages) ~= "table" then
+            failed = failed + 1
+            first = first or tostring(type(errs) == "table" and errs[i] or "no result")
+        end
+    end
+    if failed > 0 then return nil, format("%d of %d failed: %s", failed, SLOW_IDS, first) end
+    return dt
+end
+
+local function run_sequential_slow()
+    collect("collect")
+    local t0 = now()
+    for i = 1, SLOW_IDS do
+        local s, err = slow.session.get(slow_ids[i])
+        if not s then error("session.get (slow): " .. tostring(err)) end
+    end
+    return now() - t0
+end
+
+local CONCURRENCY = { 8, SLOW_IDS }
+
+------------------------------------------------------------------------
+-- Rounds
+------------------------------------------------------------------------
+
+local R = {                      -- per-round samples
+    decode = {}, e2e = { cozmox = {}, luasocket = {}, floor = {} },
+    mem = { cozmox = {}, luasocket = {} }, mem_start = { cozmox = {}, luasocket = {} },
+    many = {}, many_err = {},
+}
+for _, doc in ipairs(DOCS) do
+    R.decode[doc.key] = {}
+    for _, dec in ipairs(DECODERS) do R.decode[doc.key][dec.key] = {} end
+end
+for _, c in ipairs(CONCURRENCY) do R.many[c] = {} end
+
+local t_start = now()
+progress(format("warm-up (rounds: %d, requests per round: %d)", ROUNDS, N))
+for _, doc in ipairs(DOCS) do
+    for _, dec in ipairs(DECODERS) do time_decode(dec.fn, doc.text, 1) end
+end
+run_cozmox(50); run_luasocket(50); run_floor(1, 49)
+run_mem("cozmox"); run_mem("luasocket")
+if has_get_many then run_get_many(SLOW_IDS) end
+
+local E2E = {
+    { key = "cozmox", run = run_cozmox },
+    { key = "luasocket", run = run_luasocket },
+    { key = "floor", run = run_floor },
+}
+
+-- One round of a case: each contender's `total` units of work are cut
+-- into SLICES slices, run contender after contender (order rotated on
+-- every slice), so a burst of noise lands on all of them.  Appends
+-- seconds per unit to samples[key].  run(c, k) -> seconds for k units.
+local SLICES = 4
+local function interleave(contenders, r, total, run, samples)
+    local secs, done = {}, {}
+    for _, c in ipairs(contenders) do secs[c.key], done[c.key] = 0, 0 end
+    for sl = 1, SLICES do
+        for _, c in ipairs(rotated(contenders, r + sl)) do
+            local all = total(c)
+            local k = math.min(all - done[c.key], math.ceil(all / SLICES))
+            if k > 0 then
+                secs[c.key] = secs[c.key] + run(c, k)
+                done[c.key] = done[c.key] + k
+            end
+        end
+    end
+    for _, c in ipairs(contenders) do
+        local t = samples[c.key]
+        t[#t + 1] = secs[c.key] / done[c.key]
+    end
+end
+
+for r = 1, ROUNDS do
+    progress(format("round %d/%d", r, ROUNDS))
+    for _, doc in ipairs(DOCS) do
+        interleave(DECODERS, r, function(dec) return iterations(dec, doc) end,
+            function(dec, k) return time_decode(dec.fn, doc.text, k) end, R.decode[doc.key])
+    end
+    interleave(E2E, r, function() return N end, function(c, k) return c.run(k) end, R.e2e)
+    for _, which in ipairs(rotated({ "cozmox", "luasocket" }, r)) do
+        local peak, start = run_mem(which)
+        local s, s0 = R.mem[which], R.mem_start[which]
+        s[#s + 1], s0[#s0 + 1] = peak, start
+    end
+    if has_get_many then
+        for _, c in ipairs(rotated(CONCURRENCY, r)) do
+            local dt, why = run_get_many(c)
+            if dt then
+                local s = R.many[c]
+                s[#s + 1] = dt
+            else
+                R.many_err[c] = R.many_err[c] or why
+            end
+        end
+    end
+end
+progress(format("%d sequential session.get calls on the %.1f s route", SLOW_IDS, SLOW_DELAY))
+local sequential_slow = run_sequential_slow()
+local elapsed = now() - t_start
+
+------------------------------------------------------------------------
+-- The table
+------------------------------------------------------------------------
+
+local out = {}
+local function line(...) out[#out + 1] = format(...) end
+local function verdict(ok) return ok and "MET" or "NOT MET" end
+local function size_str(n)
+    if n >= 1e6 then return format("%.2f MB", n / 1e6) end
+    return format("%.1f KB", n / 1e3)
+end
+local function ratio_str(med, lo, hi)
+    return format("%5.2fx (%.2f-%.2f)", med, lo, hi)
+end
+
+-- per-round ratios of two sample lists (same round, same index)
+local function round_ratios(a, b, f)
+    local t = {}
+    for i = 1, math.min(#a, #b) do t[i] = f(a[i], b[i]) end
+    return t
+end
+
+local RULE = string.rep("-", 118)
+line("cozmox-lua benchmark: %d rounds, medians; contenders interleaved, order rotated slice by slice", ROUNDS)
+line("machine: %s, %s, libcurl %s", os.getenv("BENCH_MACHINE") or "?", os.getenv("BENCH_LUA") or _VERSION,
+    core.curl_version)
+line("contenders: cozmox-lua %s (working tree), lua-cjson %s (Debian), %s, %s, nginx %s", cozmox.VERSION,
+    cjson._VERSION, dkjson.version, require("socket")._VERSION, os.getenv("BENCH_NGINX") or "?")
+line("%s", RULE)
+line("%-36s %10s  %-17s %-17s %-17s %-20s %s", "DECODE (CPU time per doc)", "size",
+    "cozmox.json", "lua-cjson", "dkjson (pure Lua)", "cozmox/cjson (range)", "target")
+local dec_med = {}
+for _, doc in ipairs(DOCS) do
+    local bytes = #doc.text
+    local cells = {}
+    dec_med[doc.key] = {}
+    for _, dec in ipairs(DECODERS) do
+        local m = median(R.decode[doc.key][dec.key])
+        dec_med[doc.key][dec.key] = m
+        cells[#cells + 1] = format("%7.1f MB/s %s", bytes / m / 1e6,
+            m < 0.01 and format("%.3fms", m * 1e3) or format("%.1fms", m * 1e3))
+    end
+    local ratio = dec_med[doc.key].cjson / dec_med[doc.key].cozmox
+    local lo, hi = minmax(round_ratios(R.decode[doc.key].cjson, R.decode[doc.key].cozmox,
+        function(cj, cz) return cj / cz end))
+    local target = ""
+    if doc.key == "a" or doc.key == "b" then target = format(">= 2.0x  %s", verdict(ratio >= 2.0)) end
+    line("%-36s %10s  %-17s %-17s %-17s %-20s %s", doc.label, size_str(bytes), cells[1], cells[2], cells[3],
+        ratio_str(ratio, lo, hi), target)
+end
+
+line("%s", RULE)
+local e2e = {}
+for k, s in pairs(R.e2e) do e2e[k] = median(s) end
+local dec_a = dec_med.a.cozmox
+local floor_plus = e2e.floor + dec_a
+line("END TO END: %d sequential GETs of (a) per round, wall time (CLOCK_MONOTONIC)              ms/request", N)
+line("  %-84s %8.4f", "cozmox client.session.get, one client, keep-alive", e2e.cozmox * 1e3)
+line("  %-84s %8.4f", "libcurl floor: bench/curl_floor.c, one reused easy handle, body discarded",
+    e2e.floor * 1e3)
+line("  %-84s %8.4f", "floor + cozmox decode of (a) (decode median from the DECODE rows)", floor_plus * 1e3)
+line("  %-84s %8.4f", "luasocket socket.http + lua-cjson (new TCP connection per request)",
+    e2e.luasocket * 1e3)
+do
+    local r1 = e2e.cozmox / floor_plus
+    local lo1, hi1 = minmax(round_ratios(R.e2e.cozmox, R.e2e.floor, function(cz, fl) return cz / (fl + dec_a) end))
+    line("  %-62s %-21s %-22s %s", "session.get / (floor + decode)", ratio_str(r1, lo1, hi1), "target <= 1.2x",
+        verdict(r1 <= 1.2))
+    local r2 = e2e.luasocket / e2e.cozmox
+    local lo2, hi2 = minmax(round_ratios(R.e2e.luasocket, R.e2e.cozmox, function(ls, cz) return ls / cz end))
+    line("  %-62s %-21s %-22s %s", "speed-up over luasocket + lua-cjson", ratio_str(r2, lo2, hi2), "target >= 3x",
+        verdict(r2 >= 3))
+end
+
+line("%s", RULE)
+line("MEMORY: peak RSS (VmHWM) of a fresh lua5.4 process fetching + decoding (b)   peak MiB  (RSS before fetch, growth)")
+local mem = { cozmox = median(R.mem.cozmox), luasocket = median(R.mem.luasocket) }
+for _, m in ipairs({ { "cozmox", "cozmox client.session.get (streaming decode, no body string)" },
+    { "luasocket", "luasocket socket.http -> body string -> lua-cjson" } }) do
+    local start = median(R.mem_start[m[1]])
+    line("  %-75s %8.1f  (%.1f, +%.1f)", m[2], mem[m[1]], start, mem[m[1]] - start)
+end
+do
+    local r = mem.cozmox / mem.luasocket
+    local lo, hi = minmax(round_ratios(R.mem.cozmox, R.mem.luasocket, function(a, b) return a / b end))
+    line("  %-62s %-21s %-22s %s", "peak: cozmox / luasocket+cjson", ratio_str(r, lo, hi), "target < 1x", verdict(r < 1))
+    local function growth(w, i) return R.mem[w][i] - R.mem_start[w][i] end
+    local g = {}
+    for i = 1, math.min(#R.mem.cozmox, #R.mem.luasocket) do g[i] = growth("cozmox", i) / growth("luasocket", i) end
+    local glo, ghi = minmax(g)
+    line("  %-62s %-21s %s", "growth (peak - RSS before fetch): cozmox / luasocket+cjson", ratio_str(median(g), glo, ghi),
+        "(information; the RSS before fetch includes loading libcurl and its TLS stack)")
+end
+
+line("%s", RULE)
+line("CONCURRENCY: %d ids, route answers after %d ms, wall time                                  seconds",
+    SLOW_IDS, SLOW_DELAY * 1000)
+for _, c in ipairs(CONCURRENCY) do
+    local label = format("client.session.get_many(ids, { concurrency = %d })", c)
+    local bound = math.ceil(SLOW_IDS / c) * SLOW_DELAY
+    if not has_get_many then
+        line("  %-62s %s", label, "n/a (get_many missing)")
+    elseif #R.many[c] == 0 then
+        line("  %-62s n/a (%s)", label, R.many_err[c] or "no result")
+    else
+        local m = median(R.many[c])
+        local waves = math.ceil(SLOW_IDS / c)
+        local note = format("lower bound %d wave%s x %.1f s = %.1f s", waves, waves == 1 and "" or "s", SLOW_DELAY, bound)
+        if R.many_err[c] then note = note .. "; some rounds failed: " .. R.many_err[c] end
+        line("  %-62s %8.3f   %-22s %-8s %s", label, m, "target < 1 s", verdict(m < 1), note)
+    end
+end
+line("  %-62s %8.3f   (measured once)", format("%d sequential client.session.get", SLOW_IDS), sequential_slow)
+
+line("%s", RULE)
+line("Notes: MB = 10^6 bytes. Ratios are of the medians; (range) = min-max of the same ratio taken round by round.")
+line("  Decode: one call per document on the whole string, os.clock (process CPU time), GC at Lua defaults for all;")
+line("  per round: cozmox and lua-cjson the same count (~16 MB of input, >= 3), dkjson ~0.5 MB (>= 1), each contender's")
+line("  share cut into %d slices run contender after contender (order rotated per slice); end to end likewise.", SLICES)
+line("  cozmox decodes integers exactly (Lua integers, 64-bit); lua-cjson returns every number as a float (integers")
+line("  beyond 2^53 are rounded); dkjson keeps integers (via tonumber). cozmox and dkjson also give arrays a metatable.")
+line("  End to end: same request headers for cozmox and the floor (Accept, Authorization, User-Agent, Accept-Encoding);")
+line("  nginx: 1 worker, static file, keep-alive; the floor is its own process (start-up and warm-up untimed).")
+line("  Concurrency: get_many with concurrency = c needs at least ceil(50/c) waves of 200 ms: 1.4 s for c = 8,")
+line("  so the < 1 s target needs c >= 13. Total bench time %.0f s.", elapsed)
+
+io.write(concat(out, "\n"), "\n")
