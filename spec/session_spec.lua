@@ -609,7 +609,7 @@ describe("the default client", function()
     before_each(function() mock.reset() end)
 
     it("forwards every session function", function()
-        assert.same({ "get", "list", "each", "create", "update", "delete" }, session.FUNCTIONS)
+        assert.same({ "get", "get_many", "list", "each", "create", "update", "delete" }, session.FUNCTIONS)
         for _, fname in ipairs(session.FUNCTIONS) do
             assert.is_function(cozmox.session[fname], fname)
         end

@@ -31,6 +31,19 @@
 #include "numconv.h"
 
 #define DECODER_MT "cozmox.decoder"
+#define STRCACHE_KEY "cozmox.strcache"
+
+/* Short strings recently pushed by any decoder of this Lua state: keys
+ * and small values repeat a lot in API documents, and handing out the
+ * cached Lua string skips lua_pushlstring's hashing and interning.  The C
+ * side keeps the bytes; the strings themselves are anchored in the
+ * userdata's user value (a table with one slot per entry). */
+#define STRCACHE_SLOTS 512
+#define STRCACHE_MAXLEN 31
+typedef struct strcache {
+    unsigned char len[STRCACHE_SLOTS]; /* length + 1; 0 = empty */
+    char bytes[STRCACHE_SLOTS][STRCACHE_MAXLEN];
+} strcache;
 
 enum state {
     S_VALUE,     /* a value: document start, after ':' or after ',' in an array */
@@ -78,6 +91,8 @@ struct cz_decoder {
     size_t offset;   /* bytes consumed before the current chunk */
     size_t carry_at; /* offset where the carried token began */
     frame *frames;
+    strcache *cache; /* set for the duration of a parse call */
+    int cache_idx;   /* stack index of the cache's string table */
     cz_buf carry;
     cz_buf scratch;  /* unescaped string text */
     char err[200];
@@ -280,6 +295,51 @@ static int string_slow(lua_State *L, cz_decoder *d, const unsigned char *s,
     return TOK_MORE;
 }
 
+static inline unsigned strcache_slot(const unsigned char *p, size_t n) {
+    uint32_t a, b;
+    if (n >= 4) {
+        memcpy(&a, p, 4);
+        memcpy(&b, p + n - 4, 4);
+    } else {
+        a = n ? (uint32_t)p[0] | (uint32_t)p[n - 1] << 8 | (uint32_t)p[n / 2] << 16 : 0;
+        b = 0;
+    }
+    return (((a * 0x9E3779B1u) ^ (b * 0x85EBCA77u) ^ ((uint32_t)n * 0xC2B2AE3Du)) >> 16) % STRCACHE_SLOTS;
+}
+
+/* Push the string p[0..n): from the cache when it holds it. */
+static inline void push_short(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n) {
+    strcache *c = d->cache;
+    unsigned slot;
+    if (c == NULL || n > STRCACHE_MAXLEN) {
+        lua_pushlstring(L, (const char *)p, n);
+        return;
+    }
+    slot = strcache_slot(p, n);
+    if (c->len[slot] == n + 1 && memcmp(c->bytes[slot], p, n) == 0) {
+        lua_rawgeti(L, d->cache_idx, (int)slot + 1);
+        return;
+    }
+    lua_pushlstring(L, (const char *)p, n);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, d->cache_idx, (int)slot + 1);
+    c->len[slot] = (unsigned char)(n + 1);
+    memcpy(c->bytes[slot], p, n);
+}
+
+/* Push the state's string cache table and point d at the cache. */
+static void strcache_enter(lua_State *L, cz_decoder *d) {
+    lua_getfield(L, LUA_REGISTRYINDEX, STRCACHE_KEY);
+    d->cache = (strcache *)lua_touserdata(L, -1);
+    if (d->cache == NULL) {
+        d->cache_idx = 0;
+        return;
+    }
+    cz_getuservalue(L, -1);
+    lua_remove(L, -2);
+    d->cache_idx = lua_gettop(L);
+}
+
 /* The string whose opening quote is at s: push it and set *next past the
  * closing quote.  The common case (no escapes) pushes straight from the
  * input. */
@@ -292,7 +352,7 @@ static int scan_string(lua_State *L, cz_decoder *d, const unsigned char *s,
         if (q == end) return TOK_MORE;
         cls = str_class[*q];
         if (cls == 1) {
-            lua_pushlstring(L, (const char *)s + 1, (size_t)(q - s - 1));
+            push_short(L, d, s + 1, (size_t)(q - s - 1));
             *next = q + 1;
             return TOK_OK;
         }
@@ -739,6 +799,7 @@ static int run_feed(lua_State *L, int ud_idx, cz_decoder *d, const char *p, size
     luaL_checkstack(L, d->nsaved + 8, "cozmox.json: document nested too deeply");
     cz_getuservalue(L, ud_idx);
     saved_idx = lua_gettop(L);
+    strcache_enter(L, d);
     luaL_getmetatable(L, CZ_ARRAY_MT);
     mt_idx = base = lua_gettop(L);
     for (i = 1; i <= d->nsaved; i++) lua_rawgeti(L, saved_idx, i);
@@ -832,9 +893,11 @@ int cz_json_decode(lua_State *L) {
     d = cz_decoder_push(L, max_depth);
     d->big_strings = big;
     ud_idx = lua_gettop(L);
+    strcache_enter(L, d);
     luaL_getmetatable(L, CZ_ARRAY_MT);
-    if (!parse(L, d, (const unsigned char *)s, n, 1, ud_idx + 1))
+    if (!parse(L, d, (const unsigned char *)s, n, 1, lua_gettop(L)))
         return luaL_error(L, "cozmox.json.decode: %s", d->err);
+    (void)ud_idx;
     return 1;
 }
 
@@ -887,6 +950,15 @@ static const luaL_Reg decoder_methods[] = {
 
 void cz_json_register(lua_State *L) {
     luaL_newmetatable(L, CZ_ARRAY_MT);
+    lua_pop(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, STRCACHE_KEY);
+    if (lua_isnil(L, -1)) {
+        strcache *c = (strcache *)cz_newuserdata(L, sizeof *c);
+        memset(c->len, 0, sizeof c->len);
+        lua_createtable(L, STRCACHE_SLOTS, 0);
+        cz_setuservalue(L, -2);
+        lua_setfield(L, LUA_REGISTRYINDEX, STRCACHE_KEY);
+    }
     lua_pop(L, 1);
     if (luaL_newmetatable(L, DECODER_MT)) {
         cz_newlib(L, decoder_methods);
