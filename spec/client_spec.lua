@@ -20,15 +20,7 @@ local function expected_session(id)
 end
 
 -- Run a Lua snippet in a fresh interpreter with the in-tree modules.
-local function run_lua(code, env)
-    local f = os.tmpname()
-    local h = assert(io.open(f, "w"))
-    h:write(code)
-    h:close()
-    local out, ok = util.run((env or "") .. " " .. util.lua_bin() .. " " .. f)
-    os.remove(f)
-    return out, ok
-end
+local run_lua = util.run_lua
 
 describe("session.get", function()
     it("returns the session as native Lua tables", function()

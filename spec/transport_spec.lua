@@ -16,15 +16,7 @@ local function client(opts)
     return cozmox.new(opts), sleeps
 end
 
-local function run_lua(code, env)
-    local f = os.tmpname()
-    local h = assert(io.open(f, "w"))
-    h:write(code)
-    h:close()
-    local out, ok = util.run((env or "") .. " " .. util.lua_bin() .. " " .. f)
-    os.remove(f)
-    return out, ok
-end
+local run_lua = util.run_lua
 
 local function closed_port()
     local socket = require("socket")

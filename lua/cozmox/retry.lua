@@ -6,7 +6,8 @@
 -- Waits: exponential backoff with full jitter (base 0.5 s, cap 8 s); for
 -- 429 and 503 a Retry-After header (delta-seconds or HTTP-date) wins, else
 -- X-RateLimit-Reset (epoch seconds); every wait is capped by max_retry_wait.
-local math_random, math_min, math_max, floor = math.random, math.min, math.max, math.floor
+local days_from_civil = require("cozmox.time").days_from_civil
+local math_random, math_min, math_max = math.random, math.min, math.max
 local os_time, tonumber, type = os.time, tonumber, type
 local str_match, str_lower = string.match, string.lower
 
@@ -24,18 +25,6 @@ end
 
 local MONTHS = { jan = 1, feb = 2, mar = 3, apr = 4, may = 5, jun = 6,
     jul = 7, aug = 8, sep = 9, oct = 10, nov = 11, dec = 12 }
-
--- Days since 1970-01-01 of a proleptic Gregorian date (no C locale/TZ;
--- written without // so that it runs on Lua 5.1 and LuaJIT too).
-local function days_from_civil(y, m, d)
-    if m <= 2 then y = y - 1 end
-    local era = floor((y >= 0 and y or y - 399) / 400)
-    local yoe = y - era * 400
-    local mp = (m + 9) % 12
-    local doy = floor((153 * mp + 2) / 5) + d - 1
-    local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-    return era * 146097 + doe - 719468
-end
 
 --- Epoch seconds of an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), or nil.
 function _M.http_date(s)

@@ -115,6 +115,16 @@ local function add_header(headers, name, value)
     headers[name] = old and (old .. ", " .. value) or value
 end
 
+-- One perform_many outcome (the table multi.c builds for curl) from a
+-- Lua transport t and its perform values.
+local function record(t, want_meta, status, value, kind, message, code, extra)
+    local o = { status = status, value = value, kind = kind, message = message, curl_code = code,
+        retry_after = t._headers["retry-after"], ratelimit_reset = t._headers["x-ratelimit-reset"] }
+    if status == nil then o.started = extra else o.snippet = extra end
+    if want_meta and status then o.meta = t._meta end
+    return o
+end
+
 -- ------------------------------------------------------------ nginx
 
 local Nginx = {}
@@ -315,12 +325,7 @@ function Nginx:perform_many(urls, concurrency, want_meta)
         while nexti <= #urls do
             local i = nexti
             nexti = nexti + 1
-            local status, value, kind, message, code, extra = t:perform("GET", urls[i])
-            local o = { status = status, value = value, kind = kind, message = message, curl_code = code,
-                retry_after = t._headers["retry-after"], ratelimit_reset = t._headers["x-ratelimit-reset"] }
-            if status == nil then o.started = extra else o.snippet = extra end
-            if want_meta and status then o.meta = t._meta end
-            out[i] = o
+            out[i] = record(t, want_meta, t:perform("GET", urls[i]))
         end
     end
     local threads = {}
@@ -383,12 +388,7 @@ function _M.custom(fn, s, auth)
     function t.perform_many(self, urls, _, want_meta)
         local out = {}
         for i, url in ipairs(urls) do
-            local status, value, kind, message, code, extra = self:perform("GET", url)
-            local o = { status = status, value = value, kind = kind, message = message, curl_code = code,
-                retry_after = self._headers["retry-after"], ratelimit_reset = self._headers["x-ratelimit-reset"] }
-            if status == nil then o.started = extra else o.snippet = extra end
-            if want_meta and status then o.meta = self._meta end
-            out[i] = o
+            out[i] = record(self, want_meta, self:perform("GET", url))
         end
         return out
     end

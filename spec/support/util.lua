@@ -59,6 +59,18 @@ function _M.run(cmd)
     return out, ok
 end
 
+--- Run a Lua snippet in a fresh interpreter (the one under test, with the
+--  in-tree modules); env: "VAR=value ..." prefix.  Returns output, ok.
+function _M.run_lua(code, env)
+    local f = os.tmpname()
+    local h = assert(io.open(f, "w"))
+    h:write(code)
+    h:close()
+    local out, ok = _M.run((env or "") .. " " .. _M.lua_bin() .. " " .. f)
+    os.remove(f)
+    return out, ok
+end
+
 --- The interpreter running the specs (for subprocess checks).
 function _M.lua_bin()
     return os.getenv("LUA_BIN") or "lua5.4"
