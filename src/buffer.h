@@ -28,6 +28,7 @@ static inline int cz_buf_reserve(cz_buf *b, size_t extra) {
     return (b->cap - b->len >= extra) ? 1 : cz_buf_grow(b, extra);
 }
 static inline int cz_buf_add(cz_buf *b, const void *p, size_t n) {
+    if (n == 0) return 1;
     if (!cz_buf_reserve(b, n)) return 0;
     memcpy(b->data + b->len, p, n);
     b->len += n;

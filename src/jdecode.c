@@ -877,7 +877,7 @@ int cz_decoder_feed_raw(lua_State *L, int dec_idx, const char *p, size_t n) {
 }
 
 int cz_decoder_finish_raw(lua_State *L, int dec_idx) {
-    return call_protected(L, dec_idx, NULL, 0, 1);
+    return call_protected(L, dec_idx, "", 0, 1);
 }
 
 /* ------------------------------------------------------------ Lua API */
@@ -928,7 +928,7 @@ static int decoder_feed(lua_State *L) {
 static int decoder_finish(lua_State *L) {
     cz_decoder *d = check_decoder(L);
     lua_settop(L, 1);
-    if (!run_feed(L, 1, d, NULL, 0, 1)) {
+    if (!run_feed(L, 1, d, "", 0, 1)) {
         lua_pushnil(L);
         lua_pushfstring(L, "cozmox.json: %s", d->err);
         return 2;
