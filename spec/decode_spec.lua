@@ -293,7 +293,7 @@ describe("cozmox.json.decoder (streaming)", function()
         assert.equal(1234, d:finish())
     end)
 
-    it("gives the same result for the example session split at every byte", function()
+    it("gives the same result for the example session split at every byte #slow", function()
         local s = util.fixture("session.json")
         local whole = decode(s)
         -- encode() is an exact canonical form here (number subtypes, -0.0,

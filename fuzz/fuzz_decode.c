@@ -1,0 +1,563 @@
+/*
+ * fuzz_decode.c -- libFuzzer target for the push JSON decoder (jdecode.c)
+ * and, through the round trip, the encoder (jencode.c).
+ *
+ *   make fuzz [FUZZ_SECONDS=60]     builds build/fuzz/fuzz_decode and runs it
+ *   build/fuzz/fuzz_decode FILE     replays one input (a crash artifact)
+ *
+ * Input: 4 parameter bytes h[0..3], then the document (an input shorter
+ * than 4 bytes is all document, parameters 0).  The seed corpus is every
+ * file of spec/fixtures and fuzz/seeds with 4 parameter bytes put in
+ * front (fuzz/run.sh).
+ *
+ *   h[0] & 3      number of cuts - 1 (1..4 cuts, repeats allowed: a repeat
+ *                 feeds an empty chunk)
+ *   h[i]          cut i: h[i] mod (len + 1) for documents up to 255 bytes,
+ *                 else (h[i] << 8 | h[i+1 mod 4]) scaled to 0..len
+ *   h[1] & 7      log2 of the chunk size (1..128) for the Lua-level decoder
+ *   h[2] & 1      a full garbage collection between the pieces at the cuts
+ *   h[3] & 0x80   max_depth = 1 + (h[3] & 63) instead of the default 1000
+ *   h[3] & 0x40   big_integers = "string" (integers beyond 2^53 as text)
+ *
+ * For each input, with a fresh Lua state holding only the JSON codec
+ * (registered here exactly as core.c does, without the curl transport):
+ *
+ *   1. decode(doc) under lua_pcall: the reference outcome.
+ *   2. The same document through the streaming decoder in every way the
+ *      library offers, each of which must give the reference outcome
+ *      (both fail, or both succeed with the same canonical value AND the
+ *      same encode() bytes):
+ *        a. the C API of the transport (cz_decoder_feed_raw/finish_raw)
+ *           split at the cuts above, all on one coroutine;
+ *        b. the same decoder rewound (cz_decoder_rewind, as the transport
+ *           does between requests) and fed again: one byte at a time for
+ *           documents up to 1024 bytes, else at one middle cut with a
+ *           full garbage collection before the second half;
+ *        c. the Lua API d:feed()/d:finish() in chunks of 1..128 bytes,
+ *           each from a new coroutine; after a successful finish, one
+ *           more feed must be refused;
+ *        d. documents up to 64 bytes: split at every single offset.
+ *      With FUZZ_STRICT_ERRORS=1 in the environment, failures must also
+ *      agree on the "at byte offset N" of their messages (off by default:
+ *      the decoder words some errors differently when a token is cut).
+ *   3. When decode succeeded: e1 = encode(v) must succeed (a decoded value
+ *      never holds NaN/inf, cycles or bad UTF-8), decode(e1) must give v
+ *      again (canonically), and e2 = encode(decode(e1)) must equal e1 --
+ *      byte for byte, or, when Lua's table traversal put object members in
+ *      another order, with the same length and the same canonical value.
+ *
+ * The streams run on fresh coroutines (small Lua stacks), and every Lua
+ * block carries guard bytes checked on realloc and free, so a push past
+ * the room reserved on a Lua stack is caught although liblua itself is
+ * not instrumented.
+ *
+ * Any disagreement aborts with a description (libFuzzer saves the input).
+ * The canonical form sorts object keys and writes numbers by subtype and
+ * bit pattern, so it compares values exactly (-0.0, integer vs float).
+ */
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lua.h>
+#include <lauxlib.h>
+#include "compat.h"
+#include "buffer.h"
+#include "json.h"
+
+/* ----------------------------------------------------------- registration */
+
+static const luaL_Reg codec_funcs[] = {
+    {"encode", cz_json_encode},
+    {"decode", cz_json_decode},
+    {"decoder", cz_json_decoder},
+    {NULL, NULL}};
+
+/* core.c's luaopen_cozmox_core minus cz_transport_register. */
+static int open_codec(lua_State *L) {
+    cz_buf_register(L);
+    cz_json_register(L);
+    cz_newlib(L, codec_funcs);
+    cz_pushnull(L);
+    lua_setfield(L, -2, "null");
+    luaL_getmetatable(L, CZ_ARRAY_MT);
+    lua_setfield(L, -2, "array_mt");
+    return 1;
+}
+
+/* Fixed stack slots of the per-input state. */
+#define IDX_M 1      /* the codec table */
+#define IDX_OPTS 2   /* { max_depth = ... } */
+#define IDX_ARRMT 3  /* the array metatable */
+
+static void die(const char *what, const char *detail) {
+    fprintf(stderr, "\nfuzz_decode: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
+    abort();
+}
+
+/* ------------------------------------------------------------ allocator */
+
+/* liblua5.4 is not instrumented, so ASan does not see Lua itself write
+ * past the end of a block -- which is what a C function pushing more
+ * values than it reserved with lua_checkstack makes Lua do to its stack.
+ * Every Lua block therefore gets GUARD bytes of a known pattern after it,
+ * checked whenever Lua reallocates or frees the block (a stack grows by
+ * reallocation; every block is freed by lua_close at the latest). */
+#define GUARD 32
+#define GUARD_BYTE 0xA5
+#define HEADER 16 /* keeps Lua's blocks 16-byte aligned */
+
+static void guard_check(unsigned char *base) {
+    size_t size, i, last = 0;
+    int hit = 0;
+    memcpy(&size, base, sizeof size);
+    for (i = 0; i < GUARD; i++)
+        if (base[HEADER + size + i] != GUARD_BYTE) hit = 1, last = i;
+    if (hit) {
+        fprintf(stderr, "\nfuzz_decode: bytes up to %zu past the end of a %zu-byte Lua block were overwritten "
+                "(a Lua stack overflow: values pushed without lua_checkstack?)\n", last + 1, size);
+        abort();
+    }
+}
+
+static void *guarded_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    unsigned char *base = ptr ? (unsigned char *)ptr - HEADER : NULL;
+    (void)ud, (void)osize;
+    if (base) guard_check(base);
+    if (nsize == 0) {
+        free(base);
+        return NULL;
+    }
+    if (nsize > SIZE_MAX - HEADER - GUARD) return NULL;
+    base = (unsigned char *)realloc(base, HEADER + nsize + GUARD);
+    if (base == NULL) return NULL;
+    memcpy(base, &nsize, sizeof nsize);
+    memset(base + HEADER + nsize, GUARD_BYTE, GUARD);
+    return base + HEADER;
+}
+
+/* ------------------------------------------------------ canonical form */
+
+typedef struct sbuf {
+    char *p;
+    size_t n, cap;
+} sbuf;
+
+static void sb_add(sbuf *b, const void *s, size_t n) {
+    if (b->cap - b->n < n) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap - b->n < n) cap *= 2;
+        b->p = (char *)realloc(b->p, cap);
+        if (b->p == NULL) die("out of memory", NULL);
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+}
+static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
+
+typedef struct keyref {
+    const char *s;
+    size_t n;
+} keyref;
+
+static int key_cmp(const void *a, const void *b) {
+    const keyref *x = (const keyref *)a, *y = (const keyref *)b;
+    size_t m = x->n < y->n ? x->n : y->n;
+    int c = memcmp(x->s, y->s, m);
+    return c ? c : (x->n < y->n ? -1 : x->n > y->n);
+}
+
+/* The value at idx (absolute) in canonical text.  Only what decode makes
+ * is expected: anything else is a bug in the decoder. */
+static void canon(lua_State *L, int idx, sbuf *b) {
+    char num[64];
+    switch (lua_type(L, idx)) {
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) {
+            snprintf(num, sizeof num, "i%lld;", (long long)lua_tointeger(L, idx));
+        } else {
+            double d = (double)lua_tonumber(L, idx);
+            uint64_t bits;
+            memcpy(&bits, &d, sizeof bits);
+            snprintf(num, sizeof num, "d%016" PRIx64 ";", bits);
+        }
+        sb_str(b, num);
+        break;
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        snprintf(num, sizeof num, "s%zu:", n);
+        sb_str(b, num);
+        sb_add(b, s, n);
+        break;
+    }
+    case LUA_TBOOLEAN:
+        sb_str(b, lua_toboolean(L, idx) ? "T" : "F");
+        break;
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) != NULL) die("decode made a non-NULL light userdata", NULL);
+        sb_str(b, "N");
+        break;
+    case LUA_TTABLE: {
+        int is_array = 0;
+        lua_Integer count = 0;
+        if (!lua_checkstack(L, 4)) die("Lua stack exhausted in canon", NULL);
+        if (lua_getmetatable(L, idx)) {
+            if (!lua_rawequal(L, -1, IDX_ARRMT)) die("decoded table with a foreign metatable", NULL);
+            is_array = 1;
+            lua_pop(L, 1);
+        }
+        if (is_array) {
+            lua_Integer i, n = (lua_Integer)lua_rawlen(L, idx);
+            lua_pushnil(L);
+            while (lua_next(L, idx)) {
+                lua_pop(L, 1);
+                if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > n)
+                    die("decoded array with a key outside 1..#t", NULL);
+                count++;
+            }
+            if (count != n) die("decoded array with holes", NULL);
+            sb_str(b, "[");
+            for (i = 1; i <= n; i++) {
+                lua_rawgeti(L, idx, i);
+                canon(L, lua_gettop(L), b);
+                lua_pop(L, 1);
+            }
+            sb_str(b, "]");
+        } else {
+            keyref *keys = NULL;
+            size_t nk = 0, cap = 0, i;
+            lua_pushnil(L);
+            while (lua_next(L, idx)) {
+                lua_pop(L, 1);
+                if (lua_type(L, -1) != LUA_TSTRING) die("decoded object with a non-string key", NULL);
+                if (nk == cap) {
+                    cap = cap ? 2 * cap : 16;
+                    keys = (keyref *)realloc(keys, cap * sizeof *keys);
+                    if (keys == NULL) die("out of memory", NULL);
+                }
+                /* Keys stay alive: they are keys of the table at idx. */
+                keys[nk].s = lua_tolstring(L, -1, &keys[nk].n);
+                nk++;
+            }
+            if (nk > 1) qsort(keys, nk, sizeof *keys, key_cmp);
+            sb_str(b, "{");
+            for (i = 0; i < nk; i++) {
+                if (i > 0 && key_cmp(&keys[i - 1], &keys[i]) == 0) die("duplicate key in a table", NULL);
+                lua_pushlstring(L, keys[i].s, keys[i].n);
+                canon(L, lua_gettop(L), b);
+                lua_rawget(L, idx);
+                canon(L, lua_gettop(L), b);
+                lua_pop(L, 1);
+            }
+            sb_str(b, "}");
+            free(keys);
+        }
+        break;
+    }
+    default:
+        die("decode made a value of type", luaL_typename(L, idx));
+    }
+}
+
+/* ------------------------------------------------------------ outcomes */
+
+typedef struct outcome {
+    int ok;
+    sbuf canon;      /* ok: canonical form */
+    sbuf enc;        /* ok: encode() output */
+    char offset[64]; /* !ok: "at byte offset N" (or the whole message) */
+    char msg[256];
+} outcome;
+
+static void outcome_free(outcome *o) {
+    free(o->canon.p);
+    free(o->enc.p);
+    memset(o, 0, sizeof *o);
+}
+
+/* Call M[name](args on top, nargs of them) under lua_pcall: 1 and the
+ * nres results on the stack, or 0 and the error message on the stack. */
+static int pcall_m(lua_State *L, const char *name, int nargs, int nres) {
+    lua_getfield(L, IDX_M, name);
+    lua_insert(L, -(nargs + 1));
+    return lua_pcall(L, nargs, nres, 0) == LUA_OK;
+}
+
+/* encode(value at idx) -> its bytes in out; dies if encode refuses. */
+static void encode_into(lua_State *L, int idx, sbuf *out, const char *who) {
+    size_t n;
+    const char *s;
+    lua_pushvalue(L, idx);
+    if (!pcall_m(L, "encode", 1, 1)) die("encode raised on a decoded value", lua_tostring(L, -1));
+    s = lua_tolstring(L, -1, &n);
+    (void)who;
+    sb_add(out, s, n);
+    lua_pop(L, 1);
+}
+
+/* Record the value on top (ok) or the message on top (!ok), pop it. */
+static void settle(lua_State *L, outcome *o, int ok, const char *fallback) {
+    memset(o, 0, sizeof *o);
+    o->ok = ok;
+    if (ok) {
+        int top = lua_gettop(L);
+        canon(L, top, &o->canon);
+        encode_into(L, top, &o->enc, "stream");
+    } else {
+        const char *m = lua_tostring(L, -1);
+        const char *at;
+        if (m == NULL) m = fallback ? fallback : "(no message)";
+        snprintf(o->msg, sizeof o->msg, "%s", m);
+        at = strstr(m, "at byte offset ");
+        snprintf(o->offset, sizeof o->offset, "%s", at ? at : m);
+    }
+    lua_pop(L, 1);
+}
+
+static void show(const char *label, const outcome *o) {
+    if (o->ok)
+        fprintf(stderr, "  %-22s ok, encode: %.*s%s\n", label, (int)(o->enc.n > 200 ? 200 : o->enc.n), o->enc.p,
+                o->enc.n > 200 ? "..." : "");
+    else
+        fprintf(stderr, "  %-22s error: %s\n", label, o->msg);
+}
+
+static int strict_errors;
+
+static void expect_same(const outcome *ref, const outcome *o, const char *label) {
+    const char *why = NULL;
+    if (ref->ok != o->ok) why = "one succeeded, the other failed";
+    else if (ref->ok && (ref->canon.n != o->canon.n || memcmp(ref->canon.p, o->canon.p, ref->canon.n) != 0))
+        why = "different values";
+    else if (ref->ok && (ref->enc.n != o->enc.n || memcmp(ref->enc.p, o->enc.p, ref->enc.n) != 0))
+        why = "same value, different encode() output";
+    else if (strict_errors && !ref->ok && strcmp(ref->offset, o->offset) != 0)
+        why = "errors at different offsets";
+    if (why == NULL) return;
+    fprintf(stderr, "\nfuzz_decode: decode() and %s disagree: %s\n", label, why);
+    show("decode()", ref);
+    show(label, o);
+    abort();
+}
+
+/* ------------------------------------------------------------- streams */
+
+/* New decoder (with the input's max_depth) at the top; its index. */
+static int new_decoder(lua_State *L) {
+    lua_pushvalue(L, IDX_OPTS);
+    if (!pcall_m(L, "decoder", 1, 1)) die("decoder() raised", lua_tostring(L, -1));
+    return lua_gettop(L);
+}
+
+/* Each stream runs on a fresh coroutine of L: a new thread's Lua stack
+ * starts small (40 slots), so a push the decoder did not reserve room
+ * for runs off its end, into the guard bytes after the block (see
+ * guarded_alloc), instead of into slack left by an earlier call.  The
+ * decoder at dec (on L) is moved to slot 1 of the thread; the thread is
+ * left on L's top for settle_thread. */
+static lua_State *new_thread(lua_State *L, int dec) {
+    lua_State *T = lua_newthread(L);
+    lua_pushvalue(L, dec);
+    lua_xmove(L, T, 1);
+    return T;
+}
+
+/* Move T's result (value or message) to L and drop the thread. */
+static void settle_thread(lua_State *L, lua_State *T, outcome *o, int ok) {
+    lua_xmove(T, L, 1);
+    lua_remove(L, -2);
+    settle(L, o, ok, NULL);
+}
+
+/* Feed doc through the C API at the sorted cuts, then finish, all on one
+ * thread as the transport does.  With gc, a full collection between the
+ * pieces (it shrinks the thread's stack, as one may at any allocation). */
+static void stream_raw(lua_State *L, int dec, const char *doc, size_t len, const size_t *cuts, int ncuts,
+                       int gc, outcome *o) {
+    lua_State *T = new_thread(L, dec);
+    size_t from = 0;
+    int i, ok = 1;
+    for (i = 0; i <= ncuts && ok; i++) {
+        size_t to = i < ncuts ? cuts[i] : len;
+        if (gc && i > 0) lua_gc(T, LUA_GCCOLLECT, 0);
+        ok = cz_decoder_feed_raw(T, 1, doc + from, to - from);
+        from = to;
+    }
+    if (ok) ok = cz_decoder_finish_raw(T, 1);
+    if (!ok) lua_pushstring(T, cz_decoder_error((cz_decoder *)lua_touserdata(T, 1)));
+    settle_thread(L, T, o, ok);
+}
+
+/* Feed doc through d:feed() in chunks of `chunk` bytes, each chunk from
+ * a new coroutine (any coroutine may feed a decoder), then d:finish()
+ * and, after a success, one more d:feed() that must be refused. */
+static void stream_lua(lua_State *L, const char *doc, size_t len, size_t chunk, outcome *o) {
+    int dec = new_decoder(L), ok = 1;
+    lua_State *T = NULL;
+    size_t from = 0;
+    while (ok && from < len) {
+        size_t n = len - from < chunk ? len - from : chunk;
+        if (T != NULL) lua_pop(L, 1); /* the previous chunk's thread */
+        T = new_thread(L, dec);
+        lua_getfield(T, 1, "feed");
+        lua_pushvalue(T, 1);
+        lua_pushlstring(T, doc + from, n);
+        if (lua_pcall(T, 2, 2, 0) != LUA_OK) die("d:feed raised", lua_tostring(T, -1));
+        if (lua_toboolean(T, -2)) lua_pop(T, 2);
+        else {
+            lua_remove(T, -2); /* keep the message */
+            ok = 0;
+        }
+        from += n;
+    }
+    if (ok) {
+        if (T != NULL) lua_pop(L, 1);
+        T = new_thread(L, dec);
+        lua_getfield(T, 1, "finish");
+        lua_pushvalue(T, 1);
+        if (lua_pcall(T, 1, 2, 0) != LUA_OK) die("d:finish raised", lua_tostring(T, -1));
+        /* Success: the value (never nil: JSON null is NULL) padded with
+         * nil; failure: nil, message. */
+        if (lua_isnil(T, -2)) {
+            lua_remove(T, -2);
+            ok = 0;
+        } else {
+            lua_pop(T, 1);
+            lua_getfield(T, 1, "feed");
+            lua_pushvalue(T, 1);
+            lua_pushliteral(T, " ");
+            if (lua_pcall(T, 2, 2, 0) != LUA_OK) die("d:feed after finish raised", lua_tostring(T, -1));
+            if (!lua_isnil(T, -2) || lua_type(T, -1) != LUA_TSTRING || !strstr(lua_tostring(T, -1), "finished"))
+                die("d:feed after d:finish was not refused", NULL);
+            lua_pop(T, 2);
+        }
+    }
+    settle_thread(L, T, o, ok);
+    lua_remove(L, dec);
+}
+
+static int size_cmp(const void *a, const void *b) {
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* ------------------------------------------------------------ the test */
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    const char *s = getenv("FUZZ_STRICT_ERRORS");
+    (void)argc, (void)argv;
+    strict_errors = s != NULL && strcmp(s, "1") == 0;
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    uint8_t h[4] = {0, 0, 0, 0};
+    const char *doc = (const char *)data;
+    size_t len = size, cuts[4], c;
+    int ncuts, i, dec;
+    lua_State *L;
+    outcome ref, o;
+
+    if (size >= 4) {
+        memcpy(h, data, 4);
+        doc += 4;
+        len -= 4;
+    }
+    ncuts = 1 + (h[0] & 3);
+    for (i = 0; i < ncuts; i++) {
+        if (len <= 255) cuts[i] = h[i] % (len + 1);
+        else cuts[i] = (size_t)(((uint64_t)((unsigned)h[i] << 8 | h[(i + 1) & 3]) * (len + 1)) >> 16);
+    }
+    qsort(cuts, (size_t)ncuts, sizeof cuts[0], size_cmp);
+
+    L = lua_newstate(guarded_alloc, NULL);
+    if (L == NULL) die("lua_newstate failed", NULL);
+    lua_pushcfunction(L, open_codec);
+    if (lua_pcall(L, 0, 1, 0) != LUA_OK) die("registration failed", lua_tostring(L, -1));
+    lua_createtable(L, 0, 1); /* IDX_OPTS */
+    if (h[3] & 0x80) {
+        lua_pushinteger(L, 1 + (h[3] & 63));
+        lua_setfield(L, IDX_OPTS, "max_depth");
+    }
+    if (h[3] & 0x40) {
+        lua_pushliteral(L, "string");
+        lua_setfield(L, IDX_OPTS, "big_integers");
+    }
+    luaL_getmetatable(L, CZ_ARRAY_MT); /* IDX_ARRMT */
+
+    /* 1. The reference: decode(doc). */
+    lua_pushlstring(L, doc, len);
+    lua_pushvalue(L, IDX_OPTS);
+    settle(L, &ref, pcall_m(L, "decode", 2, 1), NULL);
+
+    /* 2a. The transport's C API at the cuts. */
+    dec = new_decoder(L);
+    stream_raw(L, dec, doc, len, cuts, ncuts, h[2] & 1, &o);
+    expect_same(&ref, &o, "feed_raw at the cuts");
+    outcome_free(&o);
+
+    /* 2b. The same decoder, rewound. */
+    cz_decoder_rewind(L, dec);
+    if (len <= 1024) {
+        size_t *all = (size_t *)malloc((len + 1) * sizeof *all);
+        if (all == NULL) die("out of memory", NULL);
+        for (c = 0; c < len; c++) all[c] = c;
+        stream_raw(L, dec, doc, len, all, (int)len, 0, &o);
+        free(all);
+    } else {
+        c = len / 2;
+        stream_raw(L, dec, doc, len, &c, 1, 1, &o);
+    }
+    expect_same(&ref, &o, "rewound feed_raw");
+    outcome_free(&o);
+    lua_settop(L, IDX_ARRMT);
+
+    /* 2c. The Lua API. */
+    stream_lua(L, doc, len, (size_t)1 << (h[1] & 7), &o);
+    expect_same(&ref, &o, "d:feed/d:finish");
+    outcome_free(&o);
+
+    /* 2d. Short documents: every single cut. */
+    if (len <= 64) {
+        for (c = 0; c <= len; c++) {
+            dec = new_decoder(L);
+            stream_raw(L, dec, doc, len, &c, 1, 0, &o);
+            expect_same(&ref, &o, "feed_raw, one cut");
+            outcome_free(&o);
+            lua_settop(L, IDX_ARRMT);
+        }
+    }
+
+    /* 3. encode -> decode -> encode. */
+    if (ref.ok) {
+        outcome back, again;
+        lua_pushlstring(L, ref.enc.p, ref.enc.n);
+        if (!pcall_m(L, "decode", 1, 1)) die("decode(encode(v)) failed", lua_tostring(L, -1));
+        settle(L, &back, 1, NULL);
+        if (back.canon.n != ref.canon.n || memcmp(back.canon.p, ref.canon.p, ref.canon.n) != 0) {
+            show("decode()", &ref);
+            die("decode(encode(v)) differs from v", NULL);
+        }
+        lua_pushlstring(L, back.enc.p, back.enc.n);
+        if (!pcall_m(L, "decode", 1, 1)) die("decode(encode(decode(encode(v)))) failed", lua_tostring(L, -1));
+        settle(L, &again, 1, NULL);
+        if (back.enc.n != ref.enc.n ||
+            (memcmp(back.enc.p, ref.enc.p, ref.enc.n) != 0 &&
+             (again.canon.n != ref.canon.n || memcmp(again.canon.p, ref.canon.p, ref.canon.n) != 0))) {
+            show("encode(v)", &ref);
+            show("encode(decode(...))", &back);
+            die("encode is not a fixed point of decode", NULL);
+        }
+        outcome_free(&back);
+        outcome_free(&again);
+    }
+    outcome_free(&ref);
+    lua_close(L);
+    return 0;
+}
