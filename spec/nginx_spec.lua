@@ -12,12 +12,7 @@ local ltn12 = require("ltn12")
 local root = util.spec_dir:gsub("/spec$", "")
 local nginx = {}
 
-local function free_port()
-    local srv = assert(socket.bind("127.0.0.1", 0))
-    local _, port = srv:getsockname()
-    srv:close()
-    return port
-end
+local free_port = util.free_port
 
 local function start()
     local out, ok = util.run("make -s -C '" .. root .. "' LUA=luajit")

@@ -18,13 +18,7 @@ end
 
 local run_lua = util.run_lua
 
-local function closed_port()
-    local socket = require("socket")
-    local srv = assert(socket.bind("127.0.0.1", 0))
-    local _, port = srv:getsockname()
-    srv:close()
-    return port
-end
+local closed_port = util.free_port
 
 describe("retries", function()
     it("retry a 503 with backoff, then succeed", function()

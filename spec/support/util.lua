@@ -71,6 +71,15 @@ function _M.run_lua(code, env)
     return out, ok
 end
 
+--- A 127.0.0.1 port that was free a moment ago (nothing listens on it).
+function _M.free_port()
+    local socket = require("socket")
+    local srv = assert(socket.bind("127.0.0.1", 0))
+    local _, port = srv:getsockname()
+    srv:close()
+    return port
+end
+
 --- The interpreter running the specs (for subprocess checks).
 function _M.lua_bin()
     return os.getenv("LUA_BIN") or "lua5.4"
