@@ -46,7 +46,6 @@ typedef struct cz_share {
     CURLSH *sh;
 } cz_share;
 
-typedef struct cz_handle cz_handle;
 struct cz_handle {
     CURL *easy;
     struct curl_slist *headers;     /* fixed: Accept, Authorization */
