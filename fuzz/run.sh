@@ -4,13 +4,15 @@
 #   bash fuzz/run.sh BUILD/fuzz_decode SECONDS     (make fuzz does this)
 #
 # Seeds fuzz/corpus (gitignored) from spec/fixtures -- every JSONTestSuite
-# file and session.json -- and fuzz/seeds (documents that reach the
-# decoder's stack-bound flush and the big_integers option), each behind 4
-# parameter bytes (see the top of fuzz/fuzz_decode.c).  The corpus keeps growing across runs.  libFuzzer's
-# output is shown without its NEW/REDUCE lines (the full log is kept in
-# build/fuzz/fuzz.log); crash, leak, timeout and oom artifacts go to fuzz/
-# (gitignored).  Ends with one line "fuzz: N executions in S s, ..." and
-# exits non-zero if anything was found.
+# file and session.json -- and fuzz/seeds (wide-nested-*: containers of 63
+# members nested until more than 1500 values wait on the Lua stack, the
+# decoder's STACK_SOFT_LIMIT flush; big-integers: for big_integers), each
+# behind 4 parameter bytes (see the top of fuzz/fuzz_decode.c).  The
+# corpus keeps growing across runs.  libFuzzer's output is shown without
+# its NEW/REDUCE lines (the full log is kept in build/fuzz/fuzz.log);
+# crash, leak, timeout and oom artifacts go to fuzz/ (gitignored).  Ends
+# with one line "fuzz: N executions in S s, ..." and exits non-zero if
+# anything was found.
 set -uo pipefail
 
 if [ $# -ne 2 ]; then

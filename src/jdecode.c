@@ -796,7 +796,9 @@ static int run_feed(lua_State *L, int ud_idx, cz_decoder *d, const char *p, size
         return 0;
     }
     d->failed = 1;
-    luaL_checkstack(L, d->nsaved + 8, "cozmox.json: document nested too deeply");
+    /* The parked values, plus the headroom open_container reserved for
+     * the innermost container's pending values in an earlier call. */
+    luaL_checkstack(L, d->nsaved + 2 * FLUSH_AT + 16, "cozmox.json: document nested too deeply");
     cz_getuservalue(L, ud_idx);
     saved_idx = lua_gettop(L);
     strcache_enter(L, d);
