@@ -68,3 +68,22 @@ describe("the module on this runtime", function()
         assert.is_truthy(util)
     end)
 end)
+
+describe("streaming decoder stack headroom", function()
+    it("keeps filling an object across feeds made from different coroutines", function()
+        -- Regression (fuzzer): after restoring parked values the decoder must
+        -- reserve the open container's headroom again; make valgrind / the
+        -- fuzzer's guarded allocator catch an overrun here.
+        local function members(a, b)
+            local t = {}
+            for i = a, b do t[#t + 1] = ('"k%d":"v%d"'):format(i, i) end
+            return table.concat(t, ",")
+        end
+        local d = json.decoder()
+        assert.is_true(d:feed("{" .. members(1, 64) .. ","))
+        coroutine.wrap(function() assert(d:feed(members(65, 127) .. "}")) end)()
+        local v = assert(d:finish())
+        assert.equal("v127", v.k127)
+        assert.equal("v1", v.k1)
+    end)
+end)
