@@ -33,16 +33,8 @@ export LUA_CPATH="$ROOT/build/lua5.4/?.so;;"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/cozmox-bench.XXXXXX")
 nginx_pid=
 
-stop_pid() {   # stop_pid PID: TERM, wait up to 5 s, then KILL
-  local pid=$1
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=scripts/procs.sh
+. "$ROOT/scripts/procs.sh"
 
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {

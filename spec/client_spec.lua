@@ -5,12 +5,7 @@ local util = require("support.util")
 
 local ID = "3f6c2f7e-5a1b-4c2d-9e8f-0a1b2c3d4e5f"
 
-local function client(opts)
-    opts = opts or {}
-    if opts.token == nil then opts.token = mock.token end
-    if opts.base_url == nil then opts.base_url = mock.base_url end
-    return cozmox.new(opts)
-end
+local client = mock.client
 
 -- The fixture decoded, with the id the mock put in.
 local function expected_session(id)

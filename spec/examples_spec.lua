@@ -28,11 +28,7 @@ local function run(example, args, env)
     return stdout, stderr, code
 end
 
-local function client(opts)
-    opts = opts or {}
-    opts.token, opts.base_url = mock.token, mock.base_url
-    return cozmox.new(opts)
-end
+local client = mock.client
 
 local function arm(method, skip, count, status)
     local body, code = mock.get(("/__fail?method=%s&skip=%d&count=%d&status=%d"):format(method, skip, count, status))

@@ -2,12 +2,7 @@
 local cozmox = require("cozmox")
 local mock = require("support.mock")
 
-local function client(opts)
-    opts = opts or {}
-    opts.token = opts.token or mock.token
-    opts.base_url = opts.base_url or mock.base_url
-    return cozmox.new(opts)
-end
+local client = mock.client
 
 describe("session.get_many", function()
     it("returns results and errors indexed like ids", function()

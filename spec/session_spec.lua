@@ -11,12 +11,7 @@ local SEEDED_DESC = { "ünï/cødé?#&", "..", "a b/c", "demo", ID }   -- newest
 local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 local ISO_MS = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$"
 
-local function client(opts)
-    opts = opts or {}
-    if opts.token == nil then opts.token = mock.token end
-    if opts.base_url == nil then opts.base_url = mock.base_url end
-    return cozmox.new(opts)
-end
+local client = mock.client
 
 -- Arm the mock: after `skip` more /session requests with `method`, the
 -- next `count` fail with `status`.

@@ -70,6 +70,14 @@ function M.hits(key)
   return require("cjson").decode(body).hits
 end
 
+-- A cozmox client for the mock: token and base_url filled in unless given.
+function M.client(opts)
+  opts = opts or {}
+  if opts.token == nil then opts.token = M.token end
+  if opts.base_url == nil then opts.base_url = M.base_url end
+  return require("cozmox").new(opts)
+end
+
 -- A fresh key for the counting fault routes.
 local key_seq = 0
 function M.key(prefix)
