@@ -25,6 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include "compat.h"
 #include "buffer.h"
 #include "json.h"
@@ -36,13 +39,19 @@
 /* Short strings recently pushed by any decoder of this Lua state: keys
  * and small values repeat a lot in API documents, and handing out the
  * cached Lua string skips lua_pushlstring's hashing and interning.  The C
- * side keeps the bytes; the strings themselves are anchored in the
- * userdata's user value (a table with one slot per entry). */
-#define STRCACHE_SLOTS 512
+ * side keeps the bytes (two-way set associative, so two hot strings that
+ * hash alike do not evict each other); the strings themselves are
+ * anchored in the userdata's user value (a table with one slot per
+ * entry: set * 2 + way + 1). */
+#define STRCACHE_SETS 512
 #define STRCACHE_MAXLEN 31
+typedef struct strentry {
+    unsigned char len; /* length + 1; 0 = empty */
+    unsigned char bytes[STRCACHE_MAXLEN];
+} strentry;
 typedef struct strcache {
-    unsigned char len[STRCACHE_SLOTS]; /* length + 1; 0 = empty */
-    char bytes[STRCACHE_SLOTS][STRCACHE_MAXLEN];
+    strentry e[STRCACHE_SETS][2];
+    unsigned char next_way[STRCACHE_SETS]; /* way the next miss replaces */
 } strcache;
 
 enum state {
@@ -195,18 +204,43 @@ static size_t put_utf8(char *o, unsigned cp) {
 }
 
 /* First q in [q, end) that is not plain string text (str_class != 0).
- * Eight bytes at a time while they are all printable ASCII other than
- * '"' and '\\' (a SWAR test; a false alarm only sends those eight bytes
- * to the exact byte loop). */
+ * Eight bytes at a time: a SWAR test flags the bytes that are '"', '\\',
+ * below 0x20 or above 0x7f.  Borrows can only flag bytes above a flagged
+ * one, so the lowest flag is exact and says where the run ends. */
+static inline uint64_t load64(const unsigned char *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
 static inline const unsigned char *skip_plain(const unsigned char *q, const unsigned char *end) {
     const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+#if defined(__SSE2__)
+    /* Sixteen at a time: a signed compare with 0x20 flags both the control
+     * characters and the bytes above 0x7f. */
+    const __m128i dq = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), sp = _mm_set1_epi8(0x20);
+    while (end - q >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, dq), _mm_cmpeq_epi8(v, bs)),
+                                   _mm_cmplt_epi8(v, sp));
+        unsigned mask = (unsigned)_mm_movemask_epi8(hit);
+        if (mask != 0) return q + __builtin_ctz(mask);
+        q += 16;
+    }
+#endif
     while (end - q >= 8) {
-        uint64_t v, quote, bslash, ctl;
-        memcpy(&v, q, 8);
+        uint64_t v = load64(q), quote, bslash, ctl, hit;
         quote = v ^ (ones * '"');
         bslash = v ^ (ones * '\\');
         ctl = (v - ones * 0x20) & ~v;                 /* bytes < 0x20 */
-        if (((((quote - ones) & ~quote) | ((bslash - ones) & ~bslash) | ctl | v) & highs) != 0) break;
+        hit = (((quote - ones) & ~quote) | ((bslash - ones) & ~bslash) | ctl | v) & highs;
+        if (hit != 0) {
+#if defined(__GNUC__) && (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
+            return q + (__builtin_ctzll(hit) >> 3);
+#else
+            break;
+#endif
+        }
         q += 8;
     }
     while (q < end && str_class[*q] == 0) q++;
@@ -295,7 +329,7 @@ static int string_slow(lua_State *L, cz_decoder *d, const unsigned char *s,
     return TOK_MORE;
 }
 
-static inline unsigned strcache_slot(const unsigned char *p, size_t n) {
+static inline unsigned strcache_set(const unsigned char *p, size_t n) {
     uint32_t a, b;
     if (n >= 4) {
         memcpy(&a, p, 4);
@@ -304,27 +338,56 @@ static inline unsigned strcache_slot(const unsigned char *p, size_t n) {
         a = n ? (uint32_t)p[0] | (uint32_t)p[n - 1] << 8 | (uint32_t)p[n / 2] << 16 : 0;
         b = 0;
     }
-    return (((a * 0x9E3779B1u) ^ (b * 0x85EBCA77u) ^ ((uint32_t)n * 0xC2B2AE3Du)) >> 16) % STRCACHE_SLOTS;
+    return (((a * 0x9E3779B1u) ^ (b * 0x85EBCA77u) ^ ((uint32_t)n * 0xC2B2AE3Du)) >> 16) % STRCACHE_SETS;
+}
+
+static inline uint32_t load32(const unsigned char *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* Whether the n (<= STRCACHE_MAXLEN) bytes at p equal those of entry e
+ * (same length already checked).  Overlapping word compares, none of
+ * which reads past p + n. */
+static inline int strentry_eq(const strentry *e, const unsigned char *p, size_t n) {
+    const unsigned char *a = e->bytes;
+    if (n >= 8) {
+        if (load64(a) != load64(p) || load64(a + n - 8) != load64(p + n - 8)) return 0;
+        if (n > 16 && load64(a + 8) != load64(p + 8)) return 0;
+        if (n > 24 && load64(a + 16) != load64(p + 16)) return 0;
+        return 1;
+    }
+    if (n >= 4) return load32(a) == load32(p) && load32(a + n - 4) == load32(p + n - 4);
+    return n == 0 || (a[0] == p[0] && a[n / 2] == p[n / 2] && a[n - 1] == p[n - 1]);
 }
 
 /* Push the string p[0..n): from the cache when it holds it. */
 static inline void push_short(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n) {
     strcache *c = d->cache;
-    unsigned slot;
+    unsigned set, way;
+    strentry *e;
     if (c == NULL || n > STRCACHE_MAXLEN) {
         lua_pushlstring(L, (const char *)p, n);
         return;
     }
-    slot = strcache_slot(p, n);
-    if (c->len[slot] == n + 1 && memcmp(c->bytes[slot], p, n) == 0) {
-        lua_rawgeti(L, d->cache_idx, (int)slot + 1);
+    set = strcache_set(p, n);
+    e = c->e[set];
+    if (e[0].len == n + 1 && strentry_eq(&e[0], p, n)) {
+        lua_rawgeti(L, d->cache_idx, (int)(set * 2 + 1));
         return;
     }
+    if (e[1].len == n + 1 && strentry_eq(&e[1], p, n)) {
+        lua_rawgeti(L, d->cache_idx, (int)(set * 2 + 2));
+        return;
+    }
+    way = c->next_way[set];
+    c->next_way[set] = (unsigned char)(way ^ 1);
     lua_pushlstring(L, (const char *)p, n);
     lua_pushvalue(L, -1);
-    lua_rawseti(L, d->cache_idx, (int)slot + 1);
-    c->len[slot] = (unsigned char)(n + 1);
-    memcpy(c->bytes[slot], p, n);
+    lua_rawseti(L, d->cache_idx, (int)(set * 2 + way + 1));
+    e[way].len = (unsigned char)(n + 1);
+    memcpy(e[way].bytes, p, n);
 }
 
 /* Push the state's string cache table and point d at the cache. */
@@ -446,10 +509,11 @@ static void flush(lua_State *L, frame *f, int base, int mt_idx, int extra) {
         f->has_table = 1;
     }
     if (f->is_array) {
-        for (i = 1; i <= k; i++) {
-            lua_pushvalue(L, slot + i);
-            lua_rawseti(L, slot, ++f->n);
-        }
+        /* Each lua_rawseti pops the top value: store from the last. */
+        for (i = k; i >= 1; i--) lua_rawseti(L, slot, (int)(f->n + i));
+        f->n += k;
+        f->pending = 0;
+        return; /* arrays have no pending key: extra is 0 */
     } else {
         for (i = 1; i <= 2 * k; i += 2) {
             lua_pushvalue(L, slot + i);
@@ -616,14 +680,17 @@ static int parse(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n,
             if (c == ']') { p++; close_container(L, d, base, mt_idx); continue; }
             /* fallthrough */
         case S_VALUE:
+        value:
             switch (c) {
             case '{':
                 if (!open_container(L, d, 0, at, base, mt_idx)) return 0;
                 p++;
+                if (p < end && *p == '"') { at = AT(p); d->state = S_OBJ_KEY; goto key; }
                 continue;
             case '[':
                 if (!open_container(L, d, 1, at, base, mt_idx)) return 0;
                 p++;
+                if (p < end && !is_ws[*p] && *p != ']') { c = *p; at = AT(p); d->state = S_VALUE; goto value; }
                 continue;
             case '"':
                 r = scan_string(L, d, p, end, &next, at);
@@ -662,7 +729,12 @@ static int parse(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n,
                 return fail_char(d, at, (unsigned char)c, "a value");
             }
         case S_ARR_NEXT:
-            if (c == ',') { p++; d->state = S_VALUE; continue; }
+            if (c == ',') {
+                p++;
+                d->state = S_VALUE;
+                if (p < end && !is_ws[*p]) { c = *p; at = AT(p); goto value; }
+                continue;
+            }
             if (c == ']') { p++; close_container(L, d, base, mt_idx); continue; }
             return fail_char(d, at, (unsigned char)c, "',' or ']'");
         case S_OBJ_FIRST:
@@ -670,8 +742,20 @@ static int parse(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n,
             /* fallthrough */
         case S_OBJ_KEY:
             if (c != '"') return fail_char(d, at, (unsigned char)c, "a string key");
+        key:
             r = scan_string(L, d, p, end, &next, at);
-            if (r == TOK_OK) { p = next; d->state = S_OBJ_COLON; continue; }
+            if (r == TOK_OK) {
+                p = next;
+                if (p < end && *p == ':') {
+                    /* The usual "key":value, without a trip round the loop. */
+                    p++;
+                    d->state = S_VALUE;
+                    if (p < end && !is_ws[*p]) { c = *p; at = AT(p); goto value; }
+                    continue;
+                }
+                d->state = S_OBJ_COLON;
+                continue;
+            }
             if (r == TOK_ERR) return 0;
             if (!start_carry(d, C_KEY, p, end, at)) return 0;
             p = end;
@@ -680,9 +764,15 @@ static int parse(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n,
             if (c != ':') return fail_char(d, at, (unsigned char)c, "':'");
             p++;
             d->state = S_VALUE;
+            if (p < end && !is_ws[*p]) { c = *p; at = AT(p); goto value; }
             continue;
         case S_OBJ_NEXT:
-            if (c == ',') { p++; d->state = S_OBJ_KEY; continue; }
+            if (c == ',') {
+                p++;
+                d->state = S_OBJ_KEY;
+                if (p < end && *p == '"') { at = AT(p); goto key; }
+                continue;
+            }
             if (c == '}') { p++; close_container(L, d, base, mt_idx); continue; }
             return fail_char(d, at, (unsigned char)c, "',' or '}'");
         default: /* S_DONE */
@@ -956,8 +1046,8 @@ void cz_json_register(lua_State *L) {
     lua_getfield(L, LUA_REGISTRYINDEX, STRCACHE_KEY);
     if (lua_isnil(L, -1)) {
         strcache *c = (strcache *)cz_newuserdata(L, sizeof *c);
-        memset(c->len, 0, sizeof c->len);
-        lua_createtable(L, STRCACHE_SLOTS, 0);
+        memset(c, 0, sizeof *c);
+        lua_createtable(L, 2 * STRCACHE_SETS, 0);
         cz_setuservalue(L, -2);
         lua_setfield(L, LUA_REGISTRYINDEX, STRCACHE_KEY);
     }
