@@ -408,7 +408,12 @@ static void strcache_enter(lua_State *L, cz_decoder *d) {
  * input. */
 static int scan_string(lua_State *L, cz_decoder *d, const unsigned char *s,
                        const unsigned char *end, const unsigned char **next, size_t at) {
-    const unsigned char *q = s + 1;
+    const unsigned char *q = skip_plain(s + 1, end);
+    if (q < end && *q == '"') { /* the usual case: plain text, then the quote */
+        push_short(L, d, s + 1, (size_t)(q - s - 1));
+        *next = q + 1;
+        return TOK_OK;
+    }
     for (;;) {
         unsigned cls;
         q = skip_plain(q, end);
@@ -677,7 +682,7 @@ static int parse(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n,
         at = AT(p);
         switch (d->state) {
         case S_ARR_FIRST:
-            if (c == ']') { p++; close_container(L, d, base, mt_idx); continue; }
+            if (c == ']') { p++; close_container(L, d, base, mt_idx); goto after_value; }
             /* fallthrough */
         case S_VALUE:
         value:
@@ -694,7 +699,7 @@ static int parse(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n,
                 continue;
             case '"':
                 r = scan_string(L, d, p, end, &next, at);
-                if (r == TOK_OK) { p = next; value_done(L, d, base, mt_idx); continue; }
+                if (r == TOK_OK) { p = next; value_done(L, d, base, mt_idx); goto after_value; }
                 if (r == TOK_ERR) return 0;
                 if (!start_carry(d, C_STRING, p, end, at)) return 0;
                 p = end;
@@ -710,7 +715,7 @@ static int parse(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n,
                 if (!push_literal(L, d, p, (size_t)(q - p), at)) return 0;
                 p = q;
                 value_done(L, d, base, mt_idx);
-                continue;
+                goto after_value;
             }
             default:
                 if (c == '-' || (c >= '0' && c <= '9')) {
@@ -724,7 +729,7 @@ static int parse(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n,
                     if (!push_number(L, d, p, (size_t)(q - p), at)) return 0;
                     p = q;
                     value_done(L, d, base, mt_idx);
-                    continue;
+                    goto after_value;
                 }
                 return fail_char(d, at, (unsigned char)c, "a value");
             }
@@ -735,10 +740,10 @@ static int parse(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n,
                 if (p < end && !is_ws[*p]) { c = *p; at = AT(p); goto value; }
                 continue;
             }
-            if (c == ']') { p++; close_container(L, d, base, mt_idx); continue; }
+            if (c == ']') { p++; close_container(L, d, base, mt_idx); goto after_value; }
             return fail_char(d, at, (unsigned char)c, "',' or ']'");
         case S_OBJ_FIRST:
-            if (c == '}') { p++; close_container(L, d, base, mt_idx); continue; }
+            if (c == '}') { p++; close_container(L, d, base, mt_idx); goto after_value; }
             /* fallthrough */
         case S_OBJ_KEY:
             if (c != '"') return fail_char(d, at, (unsigned char)c, "a string key");
@@ -773,10 +778,28 @@ static int parse(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n,
                 if (p < end && *p == '"') { at = AT(p); goto key; }
                 continue;
             }
-            if (c == '}') { p++; close_container(L, d, base, mt_idx); continue; }
+            if (c == '}') { p++; close_container(L, d, base, mt_idx); goto after_value; }
             return fail_char(d, at, (unsigned char)c, "',' or '}'");
         default: /* S_DONE */
             return fail_char(d, at, (unsigned char)c, "end of input after the document");
+        }
+    after_value:
+        /* A value just ended inside a container (state S_OBJ_NEXT or
+         * S_ARR_NEXT): take the usual ',' + next token or the closing
+         * bracket without a trip round the loop. */
+        if (d->depth > 0 && p < end) {
+            c = *p;
+            if (c == ',') {
+                if (d->state == S_OBJ_NEXT) {
+                    if (end - p >= 2 && p[1] == '"') { p++; at = AT(p); d->state = S_OBJ_KEY; goto key; }
+                } else if (end - p >= 2 && !is_ws[p[1]]) {
+                    p++; c = *p; at = AT(p); d->state = S_VALUE; goto value;
+                }
+            } else if (c == (d->state == S_OBJ_NEXT ? '}' : ']')) {
+                p++;
+                close_container(L, d, base, mt_idx);
+                goto after_value;
+            }
         }
     }
     d->offset += n;
