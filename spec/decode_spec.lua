@@ -70,6 +70,40 @@ describe("cozmox.json.decode mapping", function()
         assert.same({ 3 }, { v.b.c[1] })
     end)
 
+    it("keeps the last of duplicate keys wherever they fall (batches, escapes, long keys, chunk splits)", function()
+        -- Keys with equal length and equal first and last four bytes hash
+        -- alike in the decoder; escaped and long keys take other paths;
+        -- 150 members cross the decoder's internal batches of 64.
+        local names = { "abcdXabcd", "abcdYabcd", "a", "k\\u0041", "kA",
+                        "a_key_name_longer_than_thirty_one_bytes", "x" }
+        local want_of = { ["k\\u0041"] = "kA" }
+        local parts, want = {}, {}
+        for i = 1, 150 do
+            local name = names[(i * 3) % #names + 1]
+            parts[#parts + 1] = string.format('"%s":%d', name, i)
+            want[want_of[name] or name] = i
+        end
+        local text = "{" .. table.concat(parts, ",") .. "}"
+        local nested = '{"o":' .. text .. ',"o":' .. text .. '}'
+        local function check(v)
+            local n = 0
+            for k, x in pairs(v) do
+                n = n + 1
+                assert.equal(want[k], x, k)
+            end
+            assert.equal(6, n)
+        end
+        check(decode(text))
+        check(decode(nested).o)
+        for _, step in ipairs({ 1, 3, 7, 64 }) do
+            local d = json.decoder()
+            for i = 1, #nested, step do assert(d:feed(nested:sub(i, i + step - 1))) end
+            check(assert(d:finish()).o)
+        end
+        assert.equal(2, decode('{"a":1,"b":2,"a":2}').a)
+        assert.equal(1, decode('{"a":2,"b":2,"\\u0061":1}').a)
+    end)
+
     it("decodes the example session losslessly", function()
         local s = decode(util.fixture("session.json"))
         assert.equal("active", s.status)

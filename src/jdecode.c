@@ -78,6 +78,16 @@ typedef struct frame {
     int pending;   /* values / pairs on the stack, not yet stored */
     int is_array;
     int has_table;
+    /* Objects: whether two pending keys may be equal.  Without duplicates
+     * the pairs can be stored from the top of the stack in reverse (each
+     * lua_rawset pops its pair); with one, the later pair must win, so
+     * they are stored in document order from copies.  Detection: a hash
+     * per pending key (keyh) and a 64-bit filter of them (bloom); keys
+     * that were escaped or cut by a chunk boundary count as possible
+     * duplicates. */
+    int maybe_dup;
+    uint64_t bloom;
+    uint32_t keyh[64]; /* FLUSH_AT entries */
 } frame;
 
 /* Values or pairs a frame keeps on the stack before storing them. */
@@ -329,7 +339,10 @@ static int string_slow(lua_State *L, cz_decoder *d, const unsigned char *s,
     return TOK_MORE;
 }
 
-static inline unsigned strcache_set(const unsigned char *p, size_t n) {
+/* A cheap hash of p[0..n): its length, first and last four bytes.  It
+ * picks the cache set and tells object keys apart; equal hashes only
+ * cost a slower path, never a wrong result. */
+static inline uint32_t str_hash(const unsigned char *p, size_t n) {
     uint32_t a, b;
     if (n >= 4) {
         memcpy(&a, p, 4);
@@ -338,7 +351,7 @@ static inline unsigned strcache_set(const unsigned char *p, size_t n) {
         a = n ? (uint32_t)p[0] | (uint32_t)p[n - 1] << 8 | (uint32_t)p[n / 2] << 16 : 0;
         b = 0;
     }
-    return (((a * 0x9E3779B1u) ^ (b * 0x85EBCA77u) ^ ((uint32_t)n * 0xC2B2AE3Du)) >> 16) % STRCACHE_SETS;
+    return (a * 0x9E3779B1u) ^ (b * 0x85EBCA77u) ^ ((uint32_t)n * 0xC2B2AE3Du);
 }
 
 static inline uint32_t load32(const unsigned char *p) {
@@ -362,8 +375,9 @@ static inline int strentry_eq(const strentry *e, const unsigned char *p, size_t 
     return n == 0 || (a[0] == p[0] && a[n / 2] == p[n / 2] && a[n - 1] == p[n - 1]);
 }
 
-/* Push the string p[0..n): from the cache when it holds it. */
-static inline void push_short(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n) {
+/* Push the string p[0..n), whose str_hash is h: from the cache when it
+ * holds it. */
+static inline void push_short(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n, uint32_t h) {
     strcache *c = d->cache;
     unsigned set, way;
     strentry *e;
@@ -371,7 +385,7 @@ static inline void push_short(lua_State *L, cz_decoder *d, const unsigned char *
         lua_pushlstring(L, (const char *)p, n);
         return;
     }
-    set = strcache_set(p, n);
+    set = (h >> 16) % STRCACHE_SETS;
     e = c->e[set];
     if (e[0].len == n + 1 && strentry_eq(&e[0], p, n)) {
         lua_rawgeti(L, d->cache_idx, (int)(set * 2 + 1));
@@ -410,7 +424,7 @@ static int scan_string(lua_State *L, cz_decoder *d, const unsigned char *s,
                        const unsigned char *end, const unsigned char **next, size_t at) {
     const unsigned char *q = skip_plain(s + 1, end);
     if (q < end && *q == '"') { /* the usual case: plain text, then the quote */
-        push_short(L, d, s + 1, (size_t)(q - s - 1));
+        push_short(L, d, s + 1, (size_t)(q - s - 1), str_hash(s + 1, (size_t)(q - s - 1)));
         *next = q + 1;
         return TOK_OK;
     }
@@ -420,7 +434,7 @@ static int scan_string(lua_State *L, cz_decoder *d, const unsigned char *s,
         if (q == end) return TOK_MORE;
         cls = str_class[*q];
         if (cls == 1) {
-            push_short(L, d, s + 1, (size_t)(q - s - 1));
+            push_short(L, d, s + 1, (size_t)(q - s - 1), str_hash(s + 1, (size_t)(q - s - 1)));
             *next = q + 1;
             return TOK_OK;
         }
@@ -519,18 +533,66 @@ static void flush(lua_State *L, frame *f, int base, int mt_idx, int extra) {
         f->n += k;
         f->pending = 0;
         return; /* arrays have no pending key: extra is 0 */
+    }
+    if (!f->maybe_dup && !extra) {
+        /* No two pending keys are equal: store from the top. */
+        for (i = k; i >= 1; i--) lua_rawset(L, slot);
     } else {
         for (i = 1; i <= 2 * k; i += 2) {
             lua_pushvalue(L, slot + i);
             lua_pushvalue(L, slot + i + 1);
             lua_rawset(L, slot);
         }
+        if (extra) {
+            /* The key kept on top becomes the first pending one; its hash
+             * is not carried over, so assume a duplicate may follow. */
+            lua_replace(L, slot + 1);
+            lua_settop(L, slot + 1);
+            f->pending = 0;
+            f->bloom = 0;
+            f->maybe_dup = 1;
+            return;
+        }
+        lua_settop(L, slot);
     }
-    if (extra) {
-        lua_replace(L, slot + 1);
-        lua_settop(L, slot + 1);
-    } else lua_settop(L, slot);
     f->pending = 0;
+    f->bloom = 0;
+    f->maybe_dup = 0;
+}
+
+/* A key with hash h is about to become frame f's next pending pair. */
+static inline void note_key(frame *f, uint32_t h) {
+    uint64_t bit = 1ULL << (h & 63);
+    int i;
+    f->keyh[f->pending] = h;
+    if (f->bloom & bit) {
+        for (i = 0; i < f->pending; i++)
+            if (f->keyh[i] == h) { f->maybe_dup = 1; break; }
+    }
+    f->bloom |= bit;
+}
+
+/* An object key (opening quote at s) for the innermost frame: push it and
+ * note it for duplicate detection.  Whole or carried, the same key takes
+ * the same path, so a document gives the same tables however it was cut. */
+static inline int scan_key(lua_State *L, cz_decoder *d, const unsigned char *s,
+                    const unsigned char *end, const unsigned char **next, size_t at) {
+    const unsigned char *q = skip_plain(s + 1, end);
+    frame *f = &d->frames[d->depth - 1];
+    if (q < end && *q == '"') {
+        uint32_t h = str_hash(s + 1, (size_t)(q - s - 1));
+        push_short(L, d, s + 1, (size_t)(q - s - 1), h);
+        note_key(f, h);
+        *next = q + 1;
+        return TOK_OK;
+    }
+    {
+        /* Escaped: Lua alone can tell whether it equals another key.  (An
+         * incomplete key comes back here whole from the carry.) */
+        int r = scan_string(L, d, s, end, next, at);
+        if (r != TOK_MORE) f->maybe_dup = 1;
+        return r;
+    }
 }
 
 /* Open a container: a placeholder for its table is pushed. */
@@ -560,6 +622,8 @@ static int open_container(lua_State *L, cz_decoder *d, int is_array, size_t at, 
     f->pending = 0;
     f->is_array = is_array;
     f->has_table = 0;
+    f->maybe_dup = 0;
+    f->bloom = 0;
     lua_pushboolean(L, 0);
     f->rel = lua_gettop(L) - base;
     d->state = is_array ? S_ARR_FIRST : S_OBJ_FIRST;
@@ -644,7 +708,8 @@ static int resume_carry(lua_State *L, cz_decoder *d, const unsigned char *p,
     te = ts + d->carry.len;
     d->carry_kind = C_NONE;
     if (kind == C_STRING || kind == C_KEY) {
-        r = scan_string(L, d, ts, te, &next, d->carry_at);
+        r = kind == C_KEY ? scan_key(L, d, ts, te, &next, d->carry_at)
+                          : scan_string(L, d, ts, te, &next, d->carry_at);
         if (r == TOK_MORE) return fail_at(d, d->carry_at, "invalid string");
     } else if (kind == C_NUMBER) r = push_number(L, d, ts, (size_t)(te - ts), d->carry_at);
     else r = push_literal(L, d, ts, (size_t)(te - ts), d->carry_at);
@@ -748,7 +813,7 @@ static int parse(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n,
         case S_OBJ_KEY:
             if (c != '"') return fail_char(d, at, (unsigned char)c, "a string key");
         key:
-            r = scan_string(L, d, p, end, &next, at);
+            r = scan_key(L, d, p, end, &next, at);
             if (r == TOK_OK) {
                 p = next;
                 if (p < end && *p == ':') {
