@@ -375,11 +375,27 @@ static inline int strentry_eq(const strentry *e, const unsigned char *p, size_t 
     return n == 0 || (a[0] == p[0] && a[n / 2] == p[n / 2] && a[n - 1] == p[n - 1]);
 }
 
+/* Cache miss: intern p[0..n) and let it replace one way of `set`. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void strcache_fill(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n, unsigned set) {
+    strcache *c = d->cache;
+    unsigned way = c->next_way[set];
+    strentry *e = &c->e[set][way];
+    c->next_way[set] = (unsigned char)(way ^ 1);
+    lua_pushlstring(L, (const char *)p, n);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, d->cache_idx, (int)(set * 2 + way + 1));
+    e->len = (unsigned char)(n + 1);
+    memcpy(e->bytes, p, n);
+}
+
 /* Push the string p[0..n), whose str_hash is h: from the cache when it
  * holds it. */
 static inline void push_short(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n, uint32_t h) {
     strcache *c = d->cache;
-    unsigned set, way;
+    unsigned set;
     strentry *e;
     if (c == NULL || n > STRCACHE_MAXLEN) {
         lua_pushlstring(L, (const char *)p, n);
@@ -387,21 +403,11 @@ static inline void push_short(lua_State *L, cz_decoder *d, const unsigned char *
     }
     set = (h >> 16) % STRCACHE_SETS;
     e = c->e[set];
-    if (e[0].len == n + 1 && strentry_eq(&e[0], p, n)) {
+    if (e[0].len == n + 1 && strentry_eq(&e[0], p, n))
         lua_rawgeti(L, d->cache_idx, (int)(set * 2 + 1));
-        return;
-    }
-    if (e[1].len == n + 1 && strentry_eq(&e[1], p, n)) {
+    else if (e[1].len == n + 1 && strentry_eq(&e[1], p, n))
         lua_rawgeti(L, d->cache_idx, (int)(set * 2 + 2));
-        return;
-    }
-    way = c->next_way[set];
-    c->next_way[set] = (unsigned char)(way ^ 1);
-    lua_pushlstring(L, (const char *)p, n);
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, d->cache_idx, (int)(set * 2 + way + 1));
-    e[way].len = (unsigned char)(n + 1);
-    memcpy(e[way].bytes, p, n);
+    else strcache_fill(L, d, p, n, set);
 }
 
 /* Push the state's string cache table and point d at the cache. */
