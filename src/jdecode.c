@@ -610,7 +610,7 @@ static int open_container(lua_State *L, cz_decoder *d, int is_array, size_t at, 
         return fail_at(d, at, what);
     }
     if (d->depth == d->cap) {
-        int ncap = d->cap ? d->cap * 2 : 32;
+        int ncap = d->cap ? d->cap * 2 : 8;
         if (ncap > d->max_depth) ncap = d->max_depth;
         f = (frame *)realloc(d->frames, (size_t)ncap * sizeof *f);
         if (f == NULL) return fail_at(d, at, "out of memory");
@@ -894,10 +894,15 @@ static int feed_protected(lua_State *L);
 /* The uservalue table parks values at 1..nsaved and keeps the protected
  * feed function at 0, so that feeding from a curl callback allocates
  * nothing before lua_pcall (on 5.1/LuaJIT, pushing a C function does). */
-cz_decoder *cz_decoder_push(lua_State *L, int max_depth) {
+static cz_decoder *decoder_new(lua_State *L, int max_depth) {
     cz_decoder *d = (cz_decoder *)cz_newuserdata(L, sizeof *d);
     decoder_reset(d, max_depth);
     cz_setmetatable(L, DECODER_MT);
+    return d;
+}
+
+cz_decoder *cz_decoder_push(lua_State *L, int max_depth) {
+    cz_decoder *d = decoder_new(L, max_depth);
     lua_newtable(L);
     lua_pushcfunction(L, feed_protected);
     lua_rawseti(L, -2, 0);
@@ -1076,7 +1081,7 @@ int cz_json_decode(lua_State *L) {
     cz_decoder *d;
     int ud_idx;
     lua_settop(L, 2);
-    d = cz_decoder_push(L, max_depth);
+    d = decoder_new(L, max_depth); /* owns the buffers; never fed again */
     d->big_strings = big;
     ud_idx = lua_gettop(L);
     strcache_enter(L, d);
