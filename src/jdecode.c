@@ -82,12 +82,11 @@ typedef struct frame {
      * the pairs can be stored from the top of the stack in reverse (each
      * lua_rawset pops its pair); with one, the later pair must win, so
      * they are stored in document order from copies.  Detection: a hash
-     * per pending key (keyh) and a 64-bit filter of them (bloom); keys
-     * that were escaped or cut by a chunk boundary count as possible
+     * per pending key (the decoder's keyh, from index rel + 1 on) and a
+     * 64-bit filter of them (bloom); escaped keys count as possible
      * duplicates. */
     int maybe_dup;
     uint64_t bloom;
-    uint32_t keyh[64]; /* FLUSH_AT entries */
 } frame;
 
 /* Values or pairs a frame keeps on the stack before storing them. */
@@ -110,6 +109,8 @@ struct cz_decoder {
     size_t offset;   /* bytes consumed before the current chunk */
     size_t carry_at; /* offset where the carried token began */
     frame *frames;
+    uint32_t *keyh;  /* hashes of pending object keys, see frame */
+    int keyh_cap;
     strcache *cache; /* set for the duration of a parse call */
     int cache_idx;   /* stack index of the cache's string table */
     cz_buf carry;
@@ -566,14 +567,17 @@ static void flush(lua_State *L, frame *f, int base, int mt_idx, int extra) {
     f->maybe_dup = 0;
 }
 
-/* A key with hash h is about to become frame f's next pending pair. */
-static inline void note_key(frame *f, uint32_t h) {
+/* A key with hash h is about to become frame f's next pending pair.
+ * Frame f's hashes live at keyh[rel + 1 ...]: below the stack slots of
+ * any inner frame, so frames never share them. */
+static inline void note_key(cz_decoder *d, frame *f, uint32_t h) {
     uint64_t bit = 1ULL << (h & 63);
+    uint32_t *kh = d->keyh + f->rel + 1;
     int i;
-    f->keyh[f->pending] = h;
+    kh[f->pending] = h;
     if (f->bloom & bit) {
         for (i = 0; i < f->pending; i++)
-            if (f->keyh[i] == h) { f->maybe_dup = 1; break; }
+            if (kh[i] == h) { f->maybe_dup = 1; break; }
     }
     f->bloom |= bit;
 }
@@ -588,7 +592,7 @@ static inline int scan_key(lua_State *L, cz_decoder *d, const unsigned char *s,
     if (q < end && *q == '"') {
         uint32_t h = str_hash(s + 1, (size_t)(q - s - 1));
         push_short(L, d, s + 1, (size_t)(q - s - 1), h);
-        note_key(f, h);
+        note_key(d, f, h);
         *next = q + 1;
         return TOK_OK;
     }
@@ -610,7 +614,7 @@ static int open_container(lua_State *L, cz_decoder *d, int is_array, size_t at, 
         return fail_at(d, at, what);
     }
     if (d->depth == d->cap) {
-        int ncap = d->cap ? d->cap * 2 : 8;
+        int ncap = d->cap ? d->cap * 2 : 16;
         if (ncap > d->max_depth) ncap = d->max_depth;
         f = (frame *)realloc(d->frames, (size_t)ncap * sizeof *f);
         if (f == NULL) return fail_at(d, at, "out of memory");
@@ -623,6 +627,13 @@ static int open_container(lua_State *L, cz_decoder *d, int is_array, size_t at, 
         flush(L, parent, base, mt_idx, !parent->is_array);
     }
     if (!lua_checkstack(L, 2 * FLUSH_AT + 8)) return fail_at(d, at, "nesting too deep for the Lua stack");
+    if (!is_array && lua_gettop(L) - base + FLUSH_AT + 2 > d->keyh_cap) {
+        int ncap = (lua_gettop(L) - base + FLUSH_AT + 2) * 2;
+        uint32_t *kh = (uint32_t *)realloc(d->keyh, (size_t)ncap * sizeof *kh);
+        if (kh == NULL) return fail_at(d, at, "out of memory");
+        d->keyh = kh;
+        d->keyh_cap = ncap;
+    }
     f = &d->frames[d->depth++];
     f->n = 0;
     f->pending = 0;
@@ -914,7 +925,8 @@ cz_decoder *cz_decoder_push(lua_State *L, int max_depth) {
 void cz_decoder_rewind(lua_State *L, int idx) {
     cz_decoder *d = (cz_decoder *)lua_touserdata(L, idx);
     frame *frames = d->frames;
-    int cap = d->cap, max_depth = d->max_depth, big = d->big_strings, i;
+    uint32_t *keyh = d->keyh;
+    int cap = d->cap, keyh_cap = d->keyh_cap, max_depth = d->max_depth, big = d->big_strings, i;
     cz_buf carry = d->carry, scratch = d->scratch;
     if (d->nsaved > 0) {
         cz_getuservalue(L, idx);
@@ -927,6 +939,7 @@ void cz_decoder_rewind(lua_State *L, int idx) {
     decoder_reset(d, max_depth);
     d->big_strings = big;
     d->frames = frames, d->cap = cap;
+    d->keyh = keyh, d->keyh_cap = keyh_cap;
     carry.len = scratch.len = 0;
     d->carry = carry, d->scratch = scratch;
 }
@@ -969,6 +982,9 @@ static int decoder_gc(lua_State *L) {
     free(d->frames);
     d->frames = NULL;
     d->cap = 0;
+    free(d->keyh);
+    d->keyh = NULL;
+    d->keyh_cap = 0;
     cz_buf_free(&d->carry);
     cz_buf_free(&d->scratch);
     return 0;
