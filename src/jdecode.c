@@ -608,6 +608,7 @@ static inline int scan_key(lua_State *L, cz_decoder *d, const unsigned char *s,
 /* Open a container: a placeholder for its table is pushed. */
 static int open_container(lua_State *L, cz_decoder *d, int is_array, size_t at, int base, int mt_idx) {
     frame *f;
+    int top;
     if (d->depth >= d->max_depth) {
         char what[80];
         snprintf(what, sizeof what, "nesting deeper than max_depth (%d)", d->max_depth);
@@ -621,14 +622,17 @@ static int open_container(lua_State *L, cz_decoder *d, int is_array, size_t at, 
         d->frames = f;
         d->cap = ncap;
     }
-    if (d->depth > 0 && lua_gettop(L) - base > STACK_SOFT_LIMIT) {
+    top = lua_gettop(L) - base;
+    if (d->depth > 0 && top > STACK_SOFT_LIMIT) {
         /* Keep the stack bounded: store the parent's values now. */
         frame *parent = &d->frames[d->depth - 1];
         flush(L, parent, base, mt_idx, !parent->is_array);
+        top = lua_gettop(L) - base;
     }
-    if (!lua_checkstack(L, 2 * FLUSH_AT + 8)) return fail_at(d, at, "nesting too deep for the Lua stack");
-    if (!is_array && lua_gettop(L) - base + FLUSH_AT + 2 > d->keyh_cap) {
-        int ncap = (lua_gettop(L) - base + FLUSH_AT + 2) * 2;
+    if (!lua_checkstack(L, 2 * FLUSH_AT + 8))
+        return fail_at(d, at, "the Lua stack cannot grow (nesting too deep or out of memory)");
+    if (!is_array && top + FLUSH_AT + 2 > d->keyh_cap) {
+        int ncap = (top + FLUSH_AT + 2) * 2;
         uint32_t *kh = (uint32_t *)realloc(d->keyh, (size_t)ncap * sizeof *kh);
         if (kh == NULL) return fail_at(d, at, "out of memory");
         d->keyh = kh;
@@ -642,7 +646,7 @@ static int open_container(lua_State *L, cz_decoder *d, int is_array, size_t at, 
     f->maybe_dup = 0;
     f->bloom = 0;
     lua_pushboolean(L, 0);
-    f->rel = lua_gettop(L) - base;
+    f->rel = top + 1;
     d->state = is_array ? S_ARR_FIRST : S_OBJ_FIRST;
     return 1;
 }
