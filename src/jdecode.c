@@ -160,7 +160,7 @@ static int fail_char(cz_decoder *d, size_t at, unsigned char c, const char *expe
 
 /* Length (2..4) of the valid UTF-8 sequence at p, 0 if invalid, -1 if the
  * available bytes are a valid but incomplete prefix. */
-static int utf8_seq(const unsigned char *p, const unsigned char *end) {
+static inline int utf8_seq(const unsigned char *p, const unsigned char *end) {
     unsigned c = p[0], lo = 0x80, hi = 0xBF;
     int need, i;
     if (c < 0xC2) return 0;
@@ -258,6 +258,23 @@ static inline const unsigned char *skip_plain(const unsigned char *q, const unsi
     return q;
 }
 
+/* First q in [q, end) that is neither plain text nor part of a valid
+ * UTF-8 sequence: '"', '\\', a control character, or (with *k set to 0)
+ * invalid UTF-8, or (with *k set to -1) a sequence cut by `end`. */
+static inline const unsigned char *skip_text(const unsigned char *q, const unsigned char *end, int *k) {
+    for (;;) {
+        q = skip_plain(q, end);
+        if (q == end || *q < 0x80) return q;
+        if ((*k = utf8_seq(q, end)) <= 0) return q;
+        q += *k;
+        /* Runs of non-ASCII text (accents, CJK, emoji): stay here. */
+        while (q < end && *q >= 0x80) {
+            if ((*k = utf8_seq(q, end)) <= 0) return q;
+            q += *k;
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- tokens */
 
 /* Result codes of the token scanners. */
@@ -276,9 +293,12 @@ static int string_slow(lua_State *L, cz_decoder *d, const unsigned char *s,
     while (q < end) {
         const unsigned char *run = q;
         unsigned c;
-        q = skip_plain(q, end);
+        int k = 1;
+        q = skip_text(q, end, &k);
         if (q > run && !cz_buf_add(b, run, (size_t)(q - run))) return fail_at(d, at, "out of memory");
         if (q == end) break;
+        if (k < 0) return TOK_MORE;
+        if (k == 0) return fail_at(d, at + (size_t)(q - s), "invalid UTF-8 in string");
         c = *q;
         if (c == '"') {
             lua_pushlstring(L, b->data, b->len);
@@ -328,14 +348,7 @@ static int string_slow(lua_State *L, cz_decoder *d, const unsigned char *s,
             q += 2;
             continue;
         }
-        if (c < 0x20) return fail_at(d, at + (size_t)(q - s), "control character in string");
-        {
-            int k = utf8_seq(q, end);
-            if (k < 0) return TOK_MORE;
-            if (k == 0) return fail_at(d, at + (size_t)(q - s), "invalid UTF-8 in string");
-            if (!cz_buf_add(b, q, (size_t)k)) return fail_at(d, at, "out of memory");
-            q += k;
-        }
+        return fail_at(d, at + (size_t)(q - s), "control character in string");
     }
     return TOK_MORE;
 }
@@ -430,30 +443,22 @@ static void strcache_enter(lua_State *L, cz_decoder *d) {
 static int scan_string(lua_State *L, cz_decoder *d, const unsigned char *s,
                        const unsigned char *end, const unsigned char **next, size_t at) {
     const unsigned char *q = skip_plain(s + 1, end);
+    int k = 1;
     if (q < end && *q == '"') { /* the usual case: plain text, then the quote */
         push_short(L, d, s + 1, (size_t)(q - s - 1), str_hash(s + 1, (size_t)(q - s - 1)));
         *next = q + 1;
         return TOK_OK;
     }
-    for (;;) {
-        unsigned cls;
-        q = skip_plain(q, end);
-        if (q == end) return TOK_MORE;
-        cls = str_class[*q];
-        if (cls == 1) {
-            push_short(L, d, s + 1, (size_t)(q - s - 1), str_hash(s + 1, (size_t)(q - s - 1)));
-            *next = q + 1;
-            return TOK_OK;
-        }
-        if (cls == 2) return string_slow(L, d, s, q, end, next, at);
-        if (cls == 3) return fail_at(d, at + (size_t)(q - s), "control character in string");
-        {
-            int k = utf8_seq(q, end);
-            if (k < 0) return TOK_MORE;
-            if (k == 0) return fail_at(d, at + (size_t)(q - s), "invalid UTF-8 in string");
-            q += k;
-        }
+    q = skip_text(q, end, &k);
+    if (q == end || k < 0) return TOK_MORE;
+    if (k == 0) return fail_at(d, at + (size_t)(q - s), "invalid UTF-8 in string");
+    if (*q == '"') {
+        push_short(L, d, s + 1, (size_t)(q - s - 1), str_hash(s + 1, (size_t)(q - s - 1)));
+        *next = q + 1;
+        return TOK_OK;
     }
+    if (*q == '\\') return string_slow(L, d, s, q, end, next, at);
+    return fail_at(d, at + (size_t)(q - s), "control character in string");
 }
 
 /* The complete number token s[0..n): validate the JSON grammar, push an
