@@ -749,9 +749,10 @@ static int parse(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n,
                  int at_eof, int mt_idx) {
     const unsigned char *const start = p, *const end = p + n, *next;
     const int base = mt_idx;
+    const size_t offset = d->offset; /* changes only at the end */
     size_t at;
     int r;
-#define AT(ptr) (d->offset + (size_t)((ptr) - start))
+#define AT(ptr) (offset + (size_t)((ptr) - start))
 
     if (d->carry_kind != C_NONE) {
         int kind = d->carry_kind;
