@@ -351,6 +351,18 @@ describe("cozmox.json.decoder (streaming)", function()
         assert.is_true(same(decode(s), d:finish()))
     end)
 
+    it("gives the same error message in any split for strings cut short or bad inside", function()
+        for _, s in ipairs({ '["\131', '["ab\\u12', '{"k\1', '["\\uD800\\u"]', '["\\u12"]',
+                             '["ok", "caf\195', '{"a":"\\uD800\\u1x"}', '"abc' }) do
+            local whole = decode_err(s):gsub("^.-cozmox%.json%.decode: ", "")
+            for cut = 0, #s do
+                local v, err = feed_split(s, { cut })
+                assert.is_nil(v)
+                assert.equal(whole, (err:gsub("^cozmox%.json: ", "")), string.format("%q split at %d", s, cut))
+            end
+        end
+    end)
+
     it("reports the same byte offset for an error in any split", function()
         local s = '{"key": [1, 2, "caf\195\169", 3.5e1, tru]}'
         local whole = decode_err(s):match("at byte offset %d+")
@@ -396,20 +408,28 @@ describe("JSONTestSuite", function()
         assert.equal(95, accepted)
     end)
 
-    it("rejects every n_ file, whole, byte by byte and split at every byte", function()
+    it("rejects every n_ file, whole, byte by byte and split at every byte, with the same message", function()
         local rejected = 0
         for _, f in ipairs(files) do
             if f:sub(1, 2) == "n_" then
                 local s = util.read(dir .. f)
-                local ok = pcall(decode, s)
+                local ok, whole_err = pcall(decode, s)
                 assert(not ok, f .. " was accepted")
                 rejected = rejected + 1
+                -- The same reason at the same offset, however the text arrives.
+                local want = tostring(whole_err):gsub("^.-cozmox%.json%.decode: ", "")
+                local function check(v, err, how)
+                    assert(v == nil, f .. " accepted " .. how)
+                    assert.equal(want, (tostring(err):gsub("^cozmox%.json: ", "")), f .. " " .. how)
+                end
                 local cuts = {}
                 for i = 1, #s - 1 do cuts[#cuts + 1] = i end
-                assert(feed_split(s, cuts) == nil, f .. " accepted byte by byte")
+                local v, err = feed_split(s, cuts)
+                check(v, err, "byte by byte")
                 if #s < 2000 then
                     for cut = 0, #s do
-                        assert(feed_split(s, { cut }) == nil, f .. " accepted when split at " .. cut)
+                        local w, err2 = feed_split(s, { cut })
+                        check(w, err2, "when split at " .. cut)
                     end
                 end
             end

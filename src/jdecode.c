@@ -194,6 +194,16 @@ static int hex4(const unsigned char *p) {
     return v;
 }
 
+/* Whether the (fewer than four) bytes in [p, end) could begin a \u
+ * escape's hex digits: only then is it worth waiting for more input. */
+static int hex_prefix(const unsigned char *p, const unsigned char *end) {
+    for (; p < end; p++) {
+        unsigned c = *p | 0x20;
+        if (!((*p >= '0' && *p <= '9') || (c >= 'a' && c <= 'f'))) return 0;
+    }
+    return 1;
+}
+
 static size_t put_utf8(char *o, unsigned cp) {
     if (cp < 0x80) { o[0] = (char)cp; return 1; }
     if (cp < 0x800) {
@@ -320,17 +330,18 @@ static int string_slow(lua_State *L, cz_decoder *d, const unsigned char *s,
             case 't': c = '\t'; break;
             case 'u': {
                 int h;
-                if (end - q < 6) return TOK_MORE;
-                if ((h = hex4(q + 2)) < 0)
+                if (end - q < 6 && hex_prefix(q + 2, end)) return TOK_MORE;
+                if (end - q < 6 || (h = hex4(q + 2)) < 0)
                     return fail_at(d, at + (size_t)(q - s), "invalid \\u escape in string");
                 cp = (unsigned)h;
                 q += 6;
                 if (cp >= 0xD800 && cp <= 0xDBFF) {
                     /* A high surrogate pairs with an immediately following
                      * \uDC00-\uDFFF; unpaired halves become U+FFFD. */
-                    if (q == end || (q[0] == '\\' && (end - q < 2 || (q[1] == 'u' && end - q < 6))))
+                    if (q == end || (q[0] == '\\' && (end - q < 2 || (q[1] == 'u' && end - q < 6 &&
+                                                                      hex_prefix(q + 2, end)))))
                         return TOK_MORE;
-                    if (q[0] == '\\' && q[1] == 'u') {
+                    if (q[0] == '\\' && q[1] == 'u' && end - q >= 6) {
                         int lo = hex4(q + 2);
                         if (lo >= 0xDC00 && lo <= 0xDFFF) {
                             cp = 0x10000 + ((cp - 0xD800) << 10) + ((unsigned)lo - 0xDC00);
@@ -713,7 +724,13 @@ static int resume_carry(lua_State *L, cz_decoder *d, const unsigned char *p,
             d->carry_esc = esc;
             if (!cz_buf_add(&d->carry, p, (size_t)(q - p))) return fail_at(d, d->carry_at, "out of memory");
             *used = (size_t)(q - p);
-            if (at_eof) return fail_at(d, d->offset + (size_t)(end - p), "unexpected end of input in string");
+            if (at_eof) {
+                /* Report what decoding it in one piece would: the first
+                 * bad byte or escape in it if any, else the missing end. */
+                ts = (const unsigned char *)d->carry.data;
+                if (scan_string(L, d, ts, ts + d->carry.len, &next, d->carry_at) == TOK_ERR) return TOK_ERR;
+                return fail_at(d, d->offset + (size_t)(end - p), "unexpected end of input in string");
+            }
             return TOK_MORE;
         }
         q++; /* the closing quote */
@@ -730,8 +747,18 @@ static int resume_carry(lua_State *L, cz_decoder *d, const unsigned char *p,
     }
     if (!cz_buf_add(&d->carry, p, (size_t)(q - p))) return fail_at(d, d->carry_at, "out of memory");
     *used = (size_t)(q - p);
+    if (kind == C_STRING || kind == C_KEY) {
+        /* The string is complete (closing quote included).  Eight NUL
+         * bytes after it let an escape cut short by that quote fail as it
+         * does in one piece ("\u12" is an invalid escape, not more input
+         * to wait for); the scan stops at the quote, so they are never
+         * part of a value. */
+        size_t len = d->carry.len;
+        if (!cz_buf_add(&d->carry, "\0\0\0\0\0\0\0\0", 8)) return fail_at(d, d->carry_at, "out of memory");
+        d->carry.len = len;
+        te = (const unsigned char *)d->carry.data + len + 8;
+    } else te = (const unsigned char *)d->carry.data + d->carry.len;
     ts = (const unsigned char *)d->carry.data;
-    te = ts + d->carry.len;
     d->carry_kind = C_NONE;
     if (kind == C_STRING || kind == C_KEY) {
         r = kind == C_KEY ? scan_key(L, d, ts, te, &next, d->carry_at)
@@ -896,7 +923,9 @@ static int parse(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n,
     }
     d->offset += n;
     if (at_eof && d->state != S_DONE)
-        return fail_at(d, d->offset, d->depth == 0 && d->state == S_VALUE && d->carry_kind == C_NONE
+        return fail_at(d, d->offset, d->carry_kind == C_STRING || d->carry_kind == C_KEY
+                                         ? "unexpected end of input in string"
+                                         : d->depth == 0 && d->state == S_VALUE && d->carry_kind == C_NONE
                                          ? "empty document" : "unexpected end of input (truncated document)");
     return 1;
 #undef AT
