@@ -44,10 +44,10 @@
  * anchored in the userdata's user value (a table with one slot per
  * entry: set * 2 + way + 1). */
 #define STRCACHE_SETS 512
-#define STRCACHE_MAXLEN 31
+#define STRCACHE_MAXLEN 40 /* Lua 5.3/5.4 intern strings up to 40 bytes: ids, UUIDs */
 typedef struct strentry {
     unsigned char len; /* length + 1; 0 = empty */
-    unsigned char bytes[STRCACHE_MAXLEN];
+    unsigned char bytes[47]; /* STRCACHE_MAXLEN used; 48-byte entries */
 } strentry;
 typedef struct strcache {
     strentry e[STRCACHE_SETS][2];
@@ -394,6 +394,7 @@ static inline int strentry_eq(const strentry *e, const unsigned char *p, size_t 
         if (load64(a) != load64(p) || load64(a + n - 8) != load64(p + n - 8)) return 0;
         if (n > 16 && load64(a + 8) != load64(p + 8)) return 0;
         if (n > 24 && load64(a + 16) != load64(p + 16)) return 0;
+        if (n > 32 && load64(a + 24) != load64(p + 24)) return 0;
         return 1;
     }
     if (n >= 4) return load32(a) == load32(p) && load32(a + n - 4) == load32(p + n - 4);
