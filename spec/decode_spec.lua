@@ -266,6 +266,21 @@ describe("cozmox.json.decode errors and limits", function()
         assert.equal(array_mt, getmetatable(decode('[{"a":[]}]', { max_depth = 3 })[1].a))
     end)
 
+    it("decodes objects nested up to max_depth, whole and streamed", function()
+        -- Deep enough that the decoder stores a parent's members early to
+        -- bound the Lua stack while the parent's key is the only thing
+        -- pending (a review found the key lost there: "table index is nil").
+        local s = string.rep('{"a":', 999) .. "1" .. string.rep("}", 999)
+        local function depth_of(v)
+            local n = 0
+            while type(v) == "table" do v, n = v.a, n + 1 end
+            assert.equal(1, v)
+            return n
+        end
+        assert.equal(999, depth_of(decode(s)))
+        assert.equal(999, depth_of(feed_split(s, { 100, 2000, 3333 })))
+    end)
+
     it("fails cleanly, without a C stack overflow, on absurd nesting", function()
         local deep = string.rep("[", 500000)
         assert.matches("nesting deeper than max_depth", decode_err(deep))

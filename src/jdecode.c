@@ -364,19 +364,28 @@ static int string_slow(lua_State *L, cz_decoder *d, const unsigned char *s,
     return TOK_MORE;
 }
 
-/* A cheap hash of p[0..n): its length, first and last four bytes.  It
- * picks the cache set and tells object keys apart; equal hashes only
- * cost a slower path, never a wrong result. */
+/* A cheap hash of p[0..n): its length and first and last eight bytes
+ * (all of a key up to 16 bytes).  The top half of a 64-bit product
+ * depends on all the bits below it, so the result is the top 32 bits and
+ * its users take their bits from the top (cache set: bits 16-24; key
+ * filter: bits 26-31).  It picks the cache set and tells object keys
+ * apart; equal hashes only cost a slower path, never a wrong result. */
 static inline uint32_t str_hash(const unsigned char *p, size_t n) {
-    uint32_t a, b;
-    if (n >= 4) {
-        memcpy(&a, p, 4);
-        memcpy(&b, p + n - 4, 4);
+    uint64_t a, b, h;
+    uint32_t a4, b4;
+    if (n >= 8) {
+        memcpy(&a, p, 8);
+        memcpy(&b, p + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(&a4, p, 4);
+        memcpy(&b4, p + n - 4, 4);
+        a = a4, b = b4;
     } else {
-        a = n ? (uint32_t)p[0] | (uint32_t)p[n - 1] << 8 | (uint32_t)p[n / 2] << 16 : 0;
+        a = n ? (uint64_t)p[0] | (uint64_t)p[n - 1] << 8 | (uint64_t)p[n / 2] << 16 : 0;
         b = 0;
     }
-    return (a * 0x9E3779B1u) ^ (b * 0x85EBCA77u) ^ ((uint32_t)n * 0xC2B2AE3Du);
+    h = (a * 0x9E3779B97F4A7C15ULL) ^ ((b + (uint64_t)n) * 0xC2B2AE3D27D4EB4FULL);
+    return (uint32_t)(h >> 32);
 }
 
 static inline uint32_t load32(const unsigned char *p) {
@@ -568,10 +577,13 @@ static void flush(lua_State *L, frame *f, int base, int mt_idx, int extra) {
             lua_rawset(L, slot);
         }
         if (extra) {
-            /* The key kept on top becomes the first pending one; its hash
-             * is not carried over, so assume a duplicate may follow. */
-            lua_replace(L, slot + 1);
-            lua_settop(L, slot + 1);
+            /* The key kept on top becomes the first pending one (with no
+             * pairs stored it is there already); its hash is not carried
+             * over, so assume a duplicate may follow. */
+            if (k > 0) {
+                lua_replace(L, slot + 1);
+                lua_settop(L, slot + 1);
+            }
             f->pending = 0;
             f->bloom = 0;
             f->maybe_dup = 1;
@@ -588,7 +600,7 @@ static void flush(lua_State *L, frame *f, int base, int mt_idx, int extra) {
  * Frame f's hashes live at keyh[rel + 1 ...]: below the stack slots of
  * any inner frame, so frames never share them. */
 static inline void note_key(cz_decoder *d, frame *f, uint32_t h) {
-    uint64_t bit = 1ULL << (h & 63);
+    uint64_t bit = 1ULL << (h >> 26);
     uint32_t *kh = d->keyh + f->rel + 1;
     int i;
     kh[f->pending] = h;
