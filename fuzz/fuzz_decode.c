@@ -28,7 +28,9 @@
  *      (both fail, or both succeed with the same canonical value AND the
  *      same encode() bytes):
  *        a. the C API of the transport (cz_decoder_feed_raw/finish_raw)
- *           split at the cuts above, all on one coroutine;
+ *           split at the cuts above, all on one coroutine, each piece
+ *           copied into a block of exactly its size (reads past a
+ *           piece's end are caught);
  *        b. the same decoder rewound (cz_decoder_rewind, as the transport
  *           does between requests) and fed again: one byte at a time for
  *           documents up to 1024 bytes, else at one middle cut with a
@@ -385,7 +387,18 @@ static void stream_raw(lua_State *L, int dec, const char *doc, size_t len, const
     for (i = 0; i <= ncuts && ok; i++) {
         size_t to = i < ncuts ? cuts[i] : len;
         if (gc && i > 0) lua_gc(T, LUA_GCCOLLECT, 0);
-        ok = cz_decoder_feed_raw(T, 1, doc + from, to - from);
+        {
+            /* Each piece in its own block of exactly its size (an empty
+             * one points past a 1-byte block), as curl hands over its
+             * buffer: ASan then catches any read past a piece's end, not
+             * only past the document's. */
+            size_t n = to - from;
+            char *piece = (char *)malloc(n ? n : 1);
+            if (piece == NULL) die("out of memory", "stream_raw");
+            memcpy(piece, doc + from, n);
+            ok = cz_decoder_feed_raw(T, 1, piece + (n ? 0 : 1), n);
+            free(piece);
+        }
         from = to;
     }
     if (ok) ok = cz_decoder_finish_raw(T, 1);
