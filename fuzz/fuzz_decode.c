@@ -69,21 +69,12 @@
 
 /* ----------------------------------------------------------- registration */
 
-static const luaL_Reg codec_funcs[] = {
-    {"encode", cz_json_encode},
-    {"decode", cz_json_decode},
-    {"decoder", cz_json_decoder},
-    {NULL, NULL}};
-
 /* core.c's luaopen_cozmox_core minus cz_transport_register. */
 static int open_codec(lua_State *L) {
     cz_buf_register(L);
     cz_json_register(L);
-    cz_newlib(L, codec_funcs);
-    cz_pushnull(L);
-    lua_setfield(L, -2, "null");
-    luaL_getmetatable(L, CZ_ARRAY_MT);
-    lua_setfield(L, -2, "array_mt");
+    lua_newtable(L);
+    cz_json_export(L);
     return 1;
 }
 

@@ -10,9 +10,6 @@
 #include "clock.h"
 
 static const luaL_Reg core_funcs[] = {
-    {"encode", cz_json_encode},
-    {"decode", cz_json_decode},
-    {"decoder", cz_json_decoder},
     {"new_handle", cz_transport_new},
     {"escape_segment", cz_escape_segment},
     {"sleep", cz_clock_sleep},
@@ -28,10 +25,7 @@ int luaopen_cozmox_core(lua_State *L) {
     cz_multi_register(L);
 
     cz_newlib(L, core_funcs);
-    cz_pushnull(L);
-    lua_setfield(L, -2, "null");
-    luaL_getmetatable(L, CZ_ARRAY_MT);
-    lua_setfield(L, -2, "array_mt");
+    cz_json_export(L);
     lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
     lua_setfield(L, -2, "curl_version");
     return 1;

@@ -576,24 +576,17 @@ static void flush(lua_State *L, frame *f, int base, int mt_idx, int extra) {
             lua_pushvalue(L, slot + i + 1);
             lua_rawset(L, slot);
         }
-        if (extra) {
+        if (!extra) lua_settop(L, slot);
+        else if (k > 0) {
             /* The key kept on top becomes the first pending one (with no
-             * pairs stored it is there already); its hash is not carried
-             * over, so assume a duplicate may follow. */
-            if (k > 0) {
-                lua_replace(L, slot + 1);
-                lua_settop(L, slot + 1);
-            }
-            f->pending = 0;
-            f->bloom = 0;
-            f->maybe_dup = 1;
-            return;
+             * pairs stored it is there already). */
+            lua_replace(L, slot + 1);
+            lua_settop(L, slot + 1);
         }
-        lua_settop(L, slot);
     }
     f->pending = 0;
     f->bloom = 0;
-    f->maybe_dup = 0;
+    f->maybe_dup = extra; /* the kept key's hash is gone: a duplicate may follow */
 }
 
 /* A key with hash h is about to become frame f's next pending pair.
@@ -626,8 +619,9 @@ static inline int scan_key(lua_State *L, cz_decoder *d, const unsigned char *s,
         return TOK_OK;
     }
     {
-        /* Escaped: Lua alone can tell whether it equals another key.  (An
-         * incomplete key comes back here whole from the carry.) */
+        /* Escapes or non-ASCII text (or an error): not hashed, so count it
+         * as a possible duplicate.  (An incomplete key comes back here
+         * whole from the carry.) */
         int r = scan_string(L, d, s, end, next, at);
         if (r != TOK_MORE) f->maybe_dup = 1;
         return r;
@@ -954,9 +948,8 @@ static void decoder_reset(cz_decoder *d, int max_depth) {
 
 static int feed_protected(lua_State *L);
 
-/* The uservalue table parks values at 1..nsaved and keeps the protected
- * feed function at 0, so that feeding from a curl callback allocates
- * nothing before lua_pcall (on 5.1/LuaJIT, pushing a C function does). */
+/* A decoder without streaming state: json.decode's, which parses one
+ * string in one call. */
 static cz_decoder *decoder_new(lua_State *L, int max_depth) {
     cz_decoder *d = (cz_decoder *)cz_newuserdata(L, sizeof *d);
     decoder_reset(d, max_depth);
@@ -964,6 +957,10 @@ static cz_decoder *decoder_new(lua_State *L, int max_depth) {
     return d;
 }
 
+/* A streaming decoder.  Its uservalue table parks values at 1..nsaved
+ * and keeps the protected feed function at 0, so that feeding from a
+ * curl callback allocates nothing before lua_pcall (on 5.1/LuaJIT,
+ * pushing a C function does). */
 cz_decoder *cz_decoder_push(lua_State *L, int max_depth) {
     cz_decoder *d = decoder_new(L, max_depth);
     lua_newtable(L);
@@ -1206,6 +1203,20 @@ static const luaL_Reg decoder_methods[] = {
     {"feed", decoder_feed},
     {"finish", decoder_finish},
     {NULL, NULL}};
+
+static const luaL_Reg json_funcs[] = {
+    {"encode", cz_json_encode},
+    {"decode", cz_json_decode},
+    {"decoder", cz_json_decoder},
+    {NULL, NULL}};
+
+void cz_json_export(lua_State *L) {
+    cz_setfuncs(L, json_funcs, 0);
+    cz_pushnull(L);
+    lua_setfield(L, -2, "null");
+    luaL_getmetatable(L, CZ_ARRAY_MT);
+    lua_setfield(L, -2, "array_mt");
+}
 
 void cz_json_register(lua_State *L) {
     luaL_newmetatable(L, CZ_ARRAY_MT);

@@ -51,5 +51,8 @@ int cz_decoder_opts(lua_State *L, int idx, int *big_strings);
 void cz_decoder_rewind(lua_State *L, int idx);
 
 void cz_json_register(lua_State *L);  /* metatables */
+/* Add encode, decode, decoder, null and array_mt to the table on top
+ * (after cz_json_register). */
+void cz_json_export(lua_State *L);
 
 #endif
