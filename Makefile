@@ -58,8 +58,8 @@ CORE      := $(BUILD)/cozmox/core.so
 LUA_SRCS  := $(wildcard lua/cozmox/*.lua)
 
 # Where specs, examples and benchmarks find the in-tree modules.
-RUN_ENV    = LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;" \
-             LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"
+SPEC_LUA_PATH = $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
+RUN_ENV    = LUA_PATH="$(SPEC_LUA_PATH)" LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"
 
 .PHONY: all deps install uninstall test demo clean sanitize valgrind fuzz
 
@@ -137,8 +137,7 @@ sanitize:
 	@chmod +x $(SAN_BIN)/lua5.4
 	@rm -rf $(SAN_REPORTS) && mkdir -p $(SAN_REPORTS)
 	@rc=0; \
-	LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;" \
-	LUA_CPATH="$(CURDIR)/$(SAN_BUILD)/?.so;;" LUA_BIN=$(CURDIR)/$(SAN_BIN)/lua5.4 \
+	LUA_PATH="$(SPEC_LUA_PATH)" LUA_CPATH="$(CURDIR)/$(SAN_BUILD)/?.so;;" LUA_BIN=$(CURDIR)/$(SAN_BIN)/lua5.4 \
 	  bash scripts/with-mock.sh env $(SAN_ENV) \
 	  bash scripts/run-specs.sh $(CURDIR)/$(SAN_BIN)/lua5.4 || rc=$$?; \
 	n=0; for f in $(SAN_REPORTS)/*; do \
@@ -193,8 +192,8 @@ valgrind:
 # Crash artifacts land in fuzz/ (gitignored); replay one with
 # build/fuzz/fuzz_decode FILE.  fuzz/run.sh prints the executions, the
 # coverage and any finding, and fails if there is one.
-# FUZZ_STRICT_ERRORS=1 also compares error offsets (see the top of
-# fuzz/fuzz_decode.c).
+# FUZZ_STRICT_ERRORS=1 also requires the same error message from every
+# way of feeding (see the top of fuzz/fuzz_decode.c).
 FUZZ_SECONDS ?= 60
 FUZZ_BIN     := build/fuzz/fuzz_decode
 FUZZ_SRCS    := fuzz/fuzz_decode.c src/jdecode.c src/jencode.c src/buffer.c src/numconv.c
@@ -229,8 +228,7 @@ test-all:
 	  echo "=== $$bin"; \
 	  $(MAKE) -s --no-print-directory $$flavour all || { rc=1; continue; }; \
 	  tag=$$([ $$bin = luajit ] && echo luajit || echo $$bin); \
-	  out=$$(LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;" \
-	    LUA_CPATH="$(CURDIR)/build/$$tag/?.so;;" LUA_BIN=$$bin \
+	  out=$$(LUA_PATH="$(SPEC_LUA_PATH)" LUA_CPATH="$(CURDIR)/build/$$tag/?.so;;" LUA_BIN=$$bin \
 	    bash scripts/with-mock.sh bash scripts/run-specs.sh $$bin 2>&1) || rc=1; \
 	  echo "$$out" | tail -n 25; \
 	  line=$$(echo "$$out" | tail -n 1); \
