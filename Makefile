@@ -30,9 +30,12 @@ CC        ?= cc
 OPT       ?= -O2
 CFLAGS    ?= $(OPT) -g
 WARN      := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-PKG_CFLAGS = $(shell pkg-config --cflags $(LUA_PC) libcurl 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs libcurl 2>/dev/null)
-ALL_CFLAGS = -std=gnu99 -fPIC $(WARN) $(CFLAGS) $(PKG_CFLAGS)
+PKG_CFLAGS = $(shell pkg-config --cflags $(LUA_PC) libcurl zlib 2>/dev/null)
+CORE_LIBS  = $(shell pkg-config --libs zlib 2>/dev/null)
+CURL_LIBS  = $(shell pkg-config --libs libcurl zlib 2>/dev/null)
+# Only luaopen_* leaves a module: each .so keeps its copy of the shared
+# sources to itself.
+ALL_CFLAGS = -std=gnu99 -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) $(PKG_CFLAGS)
 LDFLAGS   ?=
 LIBFLAG   ?= -shared
 
@@ -50,12 +53,24 @@ ifeq ($(SANITIZE),1)
   TAG := $(if $(filter lua5.4,$(TAG)),sanitize,sanitize-$(TAG))
 endif
 
+# Two C modules.  cozmox.core: the JSON codec, the response sink, URL
+# escaping and the clock -- no libcurl, so require("cozmox") and
+# require("cozmox.json") never load it.  cozmox.curl: the curl transport,
+# loaded on the first request that needs it, with its own copy of the
+# codec and the sink (every src/*.c but the curl-only files and the
+# core-only entry points).
 SRCS      := $(wildcard src/*.c)
 HDRS      := $(wildcard src/*.h)
+CURL_ONLY := src/curl.c src/easy.c src/transfer.c src/multi.c
+CORE_ONLY := src/core.c src/clock.c src/escape.c
 BUILD     := build/$(TAG)
-OBJS      := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS))
+obj        = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(1))
+CORE_OBJS := $(call obj,$(filter-out $(CURL_ONLY),$(SRCS)))
+CURL_OBJS := $(call obj,$(filter-out $(CORE_ONLY),$(SRCS)))
 CORE      := $(BUILD)/cozmox/core.so
+CURLMOD   := $(BUILD)/cozmox/curl.so
 LUA_SRCS  := $(wildcard lua/cozmox/*.lua)
+LUA_TRANSPORTS := $(wildcard lua/cozmox/transport/*.lua)
 
 # Where specs, examples and benchmarks find the in-tree modules.
 SPEC_LUA_PATH = $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
@@ -63,23 +78,29 @@ RUN_ENV    = LUA_PATH="$(SPEC_LUA_PATH)" LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"
 
 .PHONY: all deps install uninstall test demo clean sanitize valgrind fuzz
 
-all: $(CORE)
+all: $(CORE) $(CURLMOD)
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(CORE): $(OBJS)
+$(CORE): $(CORE_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJS) $(PKG_LIBS)
+	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(CORE_OBJS) $(CORE_LIBS)
+
+$(CURLMOD): $(CURL_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(CURL_OBJS) $(CURL_LIBS)
 
 deps:
 	@bash scripts/deps.sh
 
-install: $(CORE)
-	install -d $(DESTDIR)$(LUA_LMOD)/cozmox $(DESTDIR)$(LUA_CMOD)/cozmox
+install: $(CORE) $(CURLMOD)
+	install -d $(DESTDIR)$(LUA_LMOD)/cozmox/transport $(DESTDIR)$(LUA_CMOD)/cozmox
 	install -m 0644 $(LUA_SRCS) $(DESTDIR)$(LUA_LMOD)/cozmox/
+	install -m 0644 $(LUA_TRANSPORTS) $(DESTDIR)$(LUA_LMOD)/cozmox/transport/
 	install -m 0755 $(CORE) $(DESTDIR)$(LUA_CMOD)/cozmox/core.so
+	install -m 0755 $(CURLMOD) $(DESTDIR)$(LUA_CMOD)/cozmox/curl.so
 
 uninstall:
 	rm -rf $(DESTDIR)$(LUA_LMOD)/cozmox $(DESTDIR)$(LUA_CMOD)/cozmox

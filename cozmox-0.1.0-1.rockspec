@@ -29,12 +29,21 @@ external_dependencies = {
 build = {
    type = "builtin",
    modules = {
+      -- No libcurl: the codec, the response sink, escaping, the clock.
       ["cozmox.core"] = {
          sources = {
-            "src/buffer.c", "src/clock.c", "src/core.c", "src/jdecode.c", "src/jencode.c",
-            "src/multi.c", "src/numconv.c", "src/transport.c",
+            "src/buffer.c", "src/clock.c", "src/core.c", "src/escape.c", "src/jdecode.c",
+            "src/jencode.c", "src/numconv.c", "src/sink.c",
          },
-         libraries = { "curl" },
+         libraries = { "z" },
+      },
+      -- The curl transport, loaded on the first request through curl.
+      ["cozmox.curl"] = {
+         sources = {
+            "src/buffer.c", "src/curl.c", "src/easy.c", "src/jdecode.c", "src/jencode.c",
+            "src/multi.c", "src/numconv.c", "src/sink.c", "src/transfer.c",
+         },
+         libraries = { "curl", "z" },
          incdirs = { "$(CURL_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)" },
       },
@@ -42,9 +51,14 @@ build = {
       ["cozmox.client"] = "lua/cozmox/client.lua",
       ["cozmox.errors"] = "lua/cozmox/errors.lua",
       ["cozmox.json"] = "lua/cozmox/json.lua",
+      ["cozmox.options"] = "lua/cozmox/options.lua",
       ["cozmox.retry"] = "lua/cozmox/retry.lua",
       ["cozmox.session"] = "lua/cozmox/session.lua",
       ["cozmox.time"] = "lua/cozmox/time.lua",
+      ["cozmox.transport"] = "lua/cozmox/transport.lua",
+      ["cozmox.transport.curl"] = "lua/cozmox/transport/curl.lua",
+      ["cozmox.transport.custom"] = "lua/cozmox/transport/custom.lua",
+      ["cozmox.transport.nginx"] = "lua/cozmox/transport/nginx.lua",
       ["cozmox.types"] = "lua/cozmox/types.lua",
    },
    copy_directories = { "examples" },

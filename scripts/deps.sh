@@ -14,7 +14,7 @@ set -euo pipefail
 
 packages=(
   gcc make pkg-config
-  lua5.4 liblua5.4-dev libcurl4-openssl-dev
+  lua5.4 liblua5.4-dev libcurl4-openssl-dev zlib1g-dev
   lua-busted lua-cjson lua-dkjson lua-socket luarocks
   nginx libnginx-mod-http-lua libluajit2-5.1-dev
   openssl locales curl

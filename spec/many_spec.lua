@@ -5,13 +5,22 @@ local mock = require("support.mock")
 local client = mock.client
 
 describe("session.get_many", function()
-    it("returns results and errors indexed like ids", function()
+    it("returns results and errors with one entry per id, and the failure count", function()
         local c = client({ max_retries = 0 })
         local ids = { "demo", "nope", "a b/c", "..", "also-missing", "3f6c2f7e-5a1b-4c2d-9e8f-0a1b2c3d4e5f" }
-        local results, errors = c.session.get_many(ids)
+        local results, errors, failed = c.session.get_many(ids)
+        assert.equal(#ids, #results)
+        assert.equal(#ids, #errors)
+        assert.equal(2, failed)
+        local walked = 0
+        for i, s in ipairs(results) do
+            walked = walked + 1
+            assert.equal(s == false, errors[i] ~= false)
+        end
+        assert.equal(#ids, walked)
         assert.equal("demo", results[1].id)
-        assert.is_nil(errors[1])
-        assert.is_nil(results[2])
+        assert.is_false(errors[1])
+        assert.is_false(results[2])
         assert.equal(404, errors[2].status)
         assert.equal("cozmox: HTTP 404 Not Found: Session not found (GET /session/nope)", tostring(errors[2]))
         assert.equal("a b/c", results[3].id)
@@ -30,44 +39,54 @@ describe("session.get_many", function()
     end)
 
     it("handles an empty list", function()
-        local results, errors = client().session.get_many({})
+        local results, errors, failed = client().session.get_many({})
         assert.same({}, results)
         assert.same({}, errors)
+        assert.equal(0, failed)
     end)
 
+    -- The mock's /fault/by-id routes: the id names a fault route, and the
+    -- session served carries the id.
+    local function faults(opts)
+        opts = opts or {}
+        opts.base_url = mock.base_url .. "/fault/by-id"
+        return client(opts)
+    end
+
     it("overlaps requests: 16 ids against a 300 ms route take well under 16 x 300 ms", function()
-        local c2 = client()
-        local paths = {}
-        for i = 1, 16 do paths[i] = "/fault/delay?ms=300&i=" .. i end
+        local ids = {}
+        for i = 1, 16 do ids[i] = "delay?ms=300&i=" .. i end
         local t0 = require("cozmox.core").now()
-        local values, errors = c2:_get_many(paths, 16)
+        local values, errors = faults().session.get_many(ids, { concurrency = 16 })
         local dt = require("cozmox.core").now() - t0
         for i = 1, 16 do assert(values[i], tostring(errors[i])) end
+        assert.equal(ids[7], values[7].id)
         assert.is_true(dt < 1.5, "took " .. dt .. " s")
     end)
 
     it("respects opts.concurrency", function()
-        local c = client()
-        local paths = {}
-        for i = 1, 6 do paths[i] = "/fault/delay?ms=300&c=" .. i end
+        local ids = {}
+        for i = 1, 6 do ids[i] = "delay?ms=300&c=" .. i end
         local t0 = require("cozmox.core").now()
-        c:_get_many(paths, 2)
+        local values = faults().session.get_many(ids, { concurrency = 2 })
         local dt = require("cozmox.core").now() - t0
+        assert.equal(ids[6], values[6].id)
         assert.is_true(dt >= 0.85, "6 requests, 2 at a time, 300 ms each took only " .. dt .. " s")
     end)
 
     it("retries per request and reports attempts", function()
         local sleeps = {}
-        local c = client({ sleep = function(s) sleeps[#sleeps + 1] = s end })
         local k1, k2 = mock.key("m1"), mock.key("m2")
-        local values, errors = c:_get_many({ "/fault/503-once?key=" .. k1, "/fault/status?code=500&key=" .. k2,
-            "/session/demo" }, 4)
+        local c = faults({ sleep = function(s) sleeps[#sleeps + 1] = s end })
+        local values, errors, failed = c.session.get_many({ "503-once?key=" .. k1, "status?code=500&key=" .. k2,
+            "ok" }, { concurrency = 4 })
         assert.is_table(values[1])
         assert.equal(2, mock.hits(k1))
-        assert.is_nil(values[2])
+        assert.is_false(values[2])
         assert.equal(3, errors[2].attempts)
         assert.equal(3, mock.hits(k2))
-        assert.equal("demo", values[3].id)
+        assert.equal("ok", values[3].id)
+        assert.equal(1, failed)
         assert.equal(2, #sleeps)
     end)
 

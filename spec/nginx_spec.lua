@@ -137,11 +137,7 @@ describe("inside nginx", function()
         local ids = {}
         for i = 1, 20 do ids[i] = "s" .. i end
         local t0 = socket.gettime()
-        local results, errors = c:_get_many((function()
-            local p = {}
-            for i, id in ipairs(ids) do p[i] = "/session/" .. id end
-            return p
-        end)(), 20)
+        local results, errors = c.session.get_many(ids, { concurrency = 20 })
         local dt = socket.gettime() - t0
         for i = 1, 20 do
             assert(results[i], tostring(errors[i]))
@@ -153,10 +149,10 @@ describe("inside nginx", function()
 
     it("blocks the worker with curl: the same 20 requests take about 4 s", function()
         local c = cozmox.new({ token = "unused", base_url = nginx.url .. "/curl/delay" })
-        local p = {}
-        for i = 1, 20 do p[i] = "/session/s" .. i end
+        local ids = {}
+        for i = 1, 20 do ids[i] = "s" .. i end
         local t0 = socket.gettime()
-        local results = c:_get_many(p, 20)
+        local results = c.session.get_many(ids, { concurrency = 20 })
         local dt = socket.gettime() - t0
         for i = 1, 20 do assert.is_table(results[i]) end
         io.stderr:write(string.format("[curl transport: 20 x 200 ms in %.2f s] ", dt))

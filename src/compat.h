@@ -127,6 +127,37 @@ static inline int cz_isinteger(lua_State *L, int idx, long long *out) {
 #endif
 }
 
+/* An absolute stack index (lua_absindex is 5.2+). */
+static inline int cz_absindex(lua_State *L, int idx) {
+    return (idx > 0 || idx <= LUA_REGISTRYINDEX) ? idx : lua_gettop(L) + idx + 1;
+}
+
+/* Register a class: metatable tname with methods as __index, __gc = gc,
+ * __tostring = tostring (each may be NULL).  Once per state. */
+static inline void cz_class(lua_State *L, const char *tname, const luaL_Reg *methods,
+                            lua_CFunction gc, lua_CFunction tostring) {
+    if (luaL_newmetatable(L, tname)) {
+        if (methods != NULL) {
+            lua_newtable(L);
+            cz_setfuncs(L, methods, 0);
+            lua_setfield(L, -2, "__index");
+        }
+        if (gc != NULL) {
+            lua_pushcfunction(L, gc);
+            lua_setfield(L, -2, "__gc");
+        }
+        if (tostring != NULL) {
+            lua_pushcfunction(L, tostring);
+            lua_setfield(L, -2, "__tostring");
+        }
+    }
+    lua_pop(L, 1);
+}
+
+/* Symbols other C modules of this library may not see: each .so carries
+ * its own copy of the shared sources; only luaopen_* is exported. */
+#define CZ_EXPORT __attribute__((visibility("default")))
+
 /* The same key as lua-cjson's cjson.null: a light userdata holding NULL. */
 #define cz_pushnull(L) lua_pushlightuserdata((L), NULL)
 

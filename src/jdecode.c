@@ -106,6 +106,7 @@ struct cz_decoder {
     int finished;
     int carry_kind;
     int carry_esc;   /* string carry: the last byte is an unpaired backslash */
+    int oom;         /* the last failure was Lua running out of memory */
     size_t offset;   /* bytes consumed before the current chunk */
     size_t carry_at; /* offset where the carried token began */
     frame *frames;
@@ -993,7 +994,32 @@ void cz_decoder_rewind(lua_State *L, int idx) {
     d->carry = carry, d->scratch = scratch;
 }
 
+/* Buffers of one document beyond this size are freed when it is done. */
+#define KEEP_BYTES (256 * 1024)
+#define KEEP_FRAMES 256
+
+/* After a document, successful or not: drop every value a failed decode
+ * had parked (they become garbage now, not at the next document) and
+ * free buffers grown past what an ordinary document needs. */
+void cz_decoder_release(lua_State *L, int idx) {
+    cz_decoder *d = (cz_decoder *)lua_touserdata(L, idx);
+    cz_decoder_rewind(L, idx);
+    if (d->carry.cap > KEEP_BYTES) cz_buf_free(&d->carry);
+    if (d->scratch.cap > KEEP_BYTES) cz_buf_free(&d->scratch);
+    if (d->cap > KEEP_FRAMES) {
+        free(d->frames);
+        d->frames = NULL;
+        d->cap = 0;
+    }
+    if (d->keyh_cap > KEEP_FRAMES * FLUSH_AT) {
+        free(d->keyh);
+        d->keyh = NULL;
+        d->keyh_cap = 0;
+    }
+}
+
 const char *cz_decoder_error(cz_decoder *d) { return d->err; }
+int cz_decoder_oom(const cz_decoder *d) { return d->oom; }
 void cz_decoder_set_big_strings(cz_decoder *d, int on) { d->big_strings = on; }
 
 void cz_decoder_copy_settings(cz_decoder *dst, const cz_decoder *src) {
@@ -1119,7 +1145,9 @@ static int call_protected(lua_State *L, int dec_idx, const char *p, size_t n, in
     status = lua_pcall(L, 2, at_eof ? 1 : 0, 0);
     if (status != 0) {
         const char *msg = lua_tostring(L, -1);
-        snprintf(d->err, sizeof d->err, "%s", msg ? msg : "error while decoding");
+        d->oom = status == LUA_ERRMEM;
+        if (d->oom) snprintf(d->err, sizeof d->err, "not enough memory to decode the response body");
+        else snprintf(d->err, sizeof d->err, "%s", msg ? msg : "error while decoding");
         d->failed = 1;
         lua_pop(L, 1);
         return 0;

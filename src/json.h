@@ -39,6 +39,10 @@ int cz_decoder_feed_raw(lua_State *L, int dec_idx, const char *p, size_t n);
  * (nothing pushed).  Never raises. */
 int cz_decoder_finish_raw(lua_State *L, int dec_idx);
 const char *cz_decoder_error(cz_decoder *d);
+/* Was the last failure Lua running out of memory? */
+int cz_decoder_oom(const cz_decoder *d);
+/* After a document: drop what a failed decode built, free big buffers. */
+void cz_decoder_release(lua_State *L, int idx);
 /* Integer literals beyond +-2^53 become strings (big_integers = "string"). */
 void cz_decoder_set_big_strings(cz_decoder *d, int on);
 /* Give dst the limits and number mode of src. */

@@ -1,158 +1,142 @@
 --- cozmox.client: a configured connection to the API.
 --
--- A client owns one libcurl handle (keep-alive between calls), released
--- by client:close(), by `<close>` on Lua 5.4, or by the garbage collector.
--- The token is handed to the C core once, as a header, and is kept nowhere
--- on the Lua side: it cannot leak through tostring, errors or traces.
+-- A client resolves its options once (cozmox.options), owns its
+-- transports (cozmox.transport.*) and runs every call the same way on all
+-- of them: build the request record, let the transport deliver the result
+-- record, follow redirects, turn the record into an error object
+-- (cozmox.errors), and retry by the policy of cozmox.retry -- within one
+-- deadline: `timeout` bounds the whole call, every attempt, redirect and
+-- wait included.
+--
+-- The token lives in a weak table keyed by the client (and the
+-- Authorization line in the transports' own), never in the client table:
+-- it cannot leak through tostring, pairs, errors or traces.  The rest of
+-- the client's state is its _state field, used by this file only.
 local core = require("cozmox.core")
 local errors = require("cozmox.errors")
-local session = require("cozmox.session")
+local options = require("cozmox.options")
 local retry = require("cozmox.retry")
+local session = require("cozmox.session")
 local transport = require("cozmox.transport")
 
-local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
-local setmetatable, getmetatable = setmetatable, getmetatable
-local str_format, str_find, str_match, str_gsub = string.format, string.find, string.match, string.gsub
-local os_getenv, math_floor = os.getenv, math.floor
-local new_handle, escape_segment, encode = core.new_handle, core.escape_segment, core.encode
-local new_error, http_error = errors.new, errors.http
+local type, pairs, ipairs, tostring, error, pcall = type, pairs, ipairs, tostring, error, pcall
+local setmetatable, getmetatable, require = setmetatable, getmetatable, require
+local str_format, str_find, str_lower = string.format, string.find, string.lower
+local math_min, math_max = math.min, math.max
+local concat, sort = table.concat, table.sort
+local now, escape_segment, encode = core.now, core.escape_segment, core.encode
+local new_error, from_record, TRANSPORT_KINDS = errors.new, errors.from_record, errors.TRANSPORT_KINDS
 local io_stderr = io.stderr
-local RETRY_STATUS, IDEMPOTENT, retry_delay = retry.STATUS, retry.IDEMPOTENT, retry.delay
+local IDEMPOTENT, retryable, retry_delay = retry.IDEMPOTENT, retry.retryable, retry.delay
+local nginx_can_yield, in_nginx = transport.nginx_can_yield, transport.in_nginx
+local resolve_location, parse_url, same_origin = transport.resolve_location, transport.parse_url, transport.same_origin
 
 local _M = {}
 
 _M.VERSION = "0.1.0"
-_M.DEFAULT_BASE_URL = "https://api.cozmox.ai"
-_M.USER_AGENT = str_format("cozmox-lua/%s libcurl/%s %s", _M.VERSION, core.curl_version,
-    (type(jit) == "table" and jit.version) or _VERSION)
+_M.DEFAULT_BASE_URL = options.DEFAULT_BASE_URL
+local RUNTIME = (type(jit) == "table" and jit.version) or _VERSION
+--- Our product token and runtime; each transport adds its engine.
+_M.USER_AGENT = str_format("cozmox-lua/%s %s", _M.VERSION, RUNTIME)
 
 local NO_TOKEN = "no API token: set the COZMOX_TOKEN environment variable "
     .. "or pass one with cozmox.new({ token = ... })"
 
--- option name -> expected Lua type
-local OPTIONS = {
-    token = "string", base_url = "string", timeout = "number", connect_timeout = "number",
-    max_response_bytes = "number", max_depth = "number", ca_file = "string", ca_path = "string",
-    user_agent = "string", max_retries = "number", max_retry_wait = "number", sleep = "function",
-    insecure = "boolean", proxy = "string", follow_redirects = "boolean", debug = "boolean",
-    on_response = "function", transport = "string|function", json_big_integers = "string",
-}
+local MAX_REDIRECTS = 5
+local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 
 -- Said once per Lua state, the first time a client disables verification.
 local insecure_warned = false
 
-local function bad_option(name, msg, level)
-    error(str_format("bad argument #1 to 'new' (option '%s' %s)", name, msg), level + 1)
-end
-
-local function has_ctl(s)
-    return str_find(s, "[%z\r\n]") ~= nil
-end
-
-local function check_positive(opts, name, integer, max)
-    local v = opts[name]
-    if v == nil then return end
-    if v ~= v or v <= 0 or (max and v > max) or (integer and math_floor(v) ~= v) then
-        bad_option(name, integer and "must be a positive integer" .. (max and (" up to " .. max) or "")
-            or "must be a positive number", 4)
-    end
-end
-
---- Validate opts (raising "bad argument" naming the option) and return
---  the settings the client needs.
-local function settings(opts)
-    if opts == nil then opts = {} end
-    if type(opts) ~= "table" then
-        error("bad argument #1 to 'new' (table expected, got " .. type(opts) .. ")", 3)
-    end
-    for k, v in pairs(opts) do
-        local want = OPTIONS[k]
-        if want == nil then
-            error(str_format("bad argument #1 to 'new' (unknown option '%s')", tostring(k)), 3)
-        end
-        if type(v) ~= want and not (want == "string|function" and (type(v) == "string" or type(v) == "function")) then
-            bad_option(k, str_format("must be a %s, got %s", (str_gsub(want, "|", " or ")), type(v)), 2)
-        end
-    end
-    local token = opts.token
-    if token == nil then token = os_getenv("COZMOX_TOKEN") end
-    if token == "" then token = nil end
-    if token ~= nil and has_ctl(token) then bad_option("token", "must not contain CR, LF or NUL", 2) end
-
-    local base_url, from_env = opts.base_url, false
-    if base_url == nil then
-        base_url = os_getenv("COZMOX_BASE_URL")
-        from_env = base_url ~= nil and base_url ~= ""
-        if not from_env then base_url = _M.DEFAULT_BASE_URL end
-    end
-    if not str_match(base_url, "^[Hh][Tt][Tt][Pp][Ss]?://[^/%s]+") or str_find(base_url, "[%s%z]") then
-        if from_env then
-            error("cozmox: COZMOX_BASE_URL must be an http:// or https:// URL", 3)
-        end
-        bad_option("base_url", "must be an http:// or https:// URL", 2)
-    end
-    base_url = str_gsub(base_url, "/+$", "")
-
-    local max_retries = opts.max_retries
-    if max_retries ~= nil and (max_retries < 0 or max_retries > 100 or math_floor(max_retries) ~= max_retries) then
-        bad_option("max_retries", "must be an integer between 0 and 100", 2)
-    end
-    local max_retry_wait = opts.max_retry_wait
-    if max_retry_wait ~= nil and not (max_retry_wait >= 0 and max_retry_wait <= 86400) then
-        bad_option("max_retry_wait", "must be a number of seconds between 0 and 86400", 2)
-    end
-    if opts.proxy ~= nil and (has_ctl(opts.proxy) or opts.proxy == "") then
-        bad_option("proxy", "must be a non-empty URL without CR, LF or NUL", 2)
-    end
-    local big = opts.json_big_integers
-    if big ~= nil and big ~= "number" and big ~= "string" then
-        bad_option("json_big_integers", "must be \"number\" or \"string\"", 2)
-    end
-    local tr = opts.transport
-    if type(tr) == "string" and tr ~= "auto" and tr ~= "curl" and tr ~= "nginx" then
-        bad_option("transport", "must be \"auto\", \"curl\", \"nginx\" or a function", 2)
-    end
-    local debug_trace = opts.debug
-    if debug_trace == nil then
-        local env = os_getenv("COZMOX_DEBUG")
-        debug_trace = env ~= nil and env ~= "" and env ~= "0"
-    end
-    check_positive(opts, "timeout")
-    check_positive(opts, "connect_timeout")
-    check_positive(opts, "max_response_bytes", true)
-    check_positive(opts, "max_depth", true, 1000000)
-    if opts.user_agent and has_ctl(opts.user_agent) then
-        bad_option("user_agent", "must not contain CR, LF or NUL", 2)
-    end
-    return {
-        token = token,
-        base_url = base_url,
-        user_agent = opts.user_agent and (opts.user_agent .. " " .. _M.USER_AGENT) or _M.USER_AGENT,
-        timeout = opts.timeout, connect_timeout = opts.connect_timeout,
-        max_response_bytes = opts.max_response_bytes, max_depth = opts.max_depth,
-        ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy,
-        insecure = opts.insecure == true, follow_redirects = opts.follow_redirects == true,
-        max_retries = max_retries or 2, max_retry_wait = max_retry_wait or 60,
-        sleep = opts.sleep, debug = debug_trace, on_response = opts.on_response,
-        transport = tr or "auto", json_big_integers = big,
-    }
-end
-
--- The sleep used between retries: ngx.sleep inside nginx where it can
--- yield (it does not block the worker), else the C core's nanosleep.
-local nginx_can_yield = transport.nginx_can_yield
-local function default_sleep(seconds)
-    if nginx_can_yield() then return ngx.sleep(seconds) end
-    return core.sleep(seconds)
-end
+-- client -> { token =, auth = } (strings only: nothing here can keep a
+-- client alive)
+local secrets = setmetatable({}, { __mode = "k" })
 
 local Client = {}
 Client.__index = Client
 Client.__name = "cozmox.client"
 
 function Client.__tostring(c)
-    return str_format("cozmox.client(%s%s)", c.base_url, c._handle and "" or ", closed")
+    return str_format("cozmox.client(%s%s)", c.base_url, c._state.closed and ", closed" or "")
 end
+
+-- ------------------------------------------------------------ transports
+
+-- The sleep used between retries: ngx.sleep inside nginx where it can
+-- yield (it does not block the worker), else the C core's nanosleep.
+local function default_sleep(seconds)
+    if nginx_can_yield() then return ngx.sleep(seconds) end
+    return core.sleep(seconds)
+end
+
+--- The transport for this call: the custom function's, curl's, or (inside
+--  nginx, in a phase where cosockets work) the cosocket one.  "nginx"
+--  where cosockets are unavailable is a config error.
+local function transport_for(st)
+    local choice = st.s.transport
+    if type(choice) == "function" then return st.custom end
+    if choice == "curl" or (choice == "auto" and not nginx_can_yield()) then
+        st.curl = st.curl or require("cozmox.transport.curl").new(st.s, st.secret())
+        return st.curl
+    end
+    if choice == "nginx" and not nginx_can_yield() then
+        local phase = in_nginx() and ngx.get_phase() or "outside nginx"
+        return nil, new_error({ kind = "config", message = "the nginx transport cannot run here ("
+            .. tostring(phase) .. "): cosockets are unavailable; use transport = \"curl\" or \"auto\"" })
+    end
+    st.nginx = st.nginx or require("cozmox.transport.nginx").new(st.s, st.secret())
+    return st.nginx
+end
+
+-- ------------------------------------------------------------ one exchange
+
+local function request_record(method, url, body, lines, no_auth, deadline, s)
+    local left = deadline - now()
+    return { method = method, url = url, body = body, headers = lines, no_auth = no_auth,
+        timeout = left, deadline = deadline, connect_timeout = math_min(s.connect_timeout, left) }
+end
+
+local function timeout_record(what)
+    return transport.failure("timeout", "the call's timeout was reached " .. what, 28)
+end
+
+-- Follow the redirects of rec (the answer to method url) as curl would:
+-- http and https only, at most 5, Authorization never sent to another
+-- origin, https -> http refused unless allowed, 303 (and 301/302 after a
+-- POST) continue as GET.  Returns the final record.
+local function follow(st, t, method, url, body, lines, deadline, want_meta, rec)
+    local s, hops, no_auth = st.s, 0, false
+    local origin = url
+    -- (a redirect's body does not matter: only a failed exchange stops)
+    while s.follow_redirects and rec.status and REDIRECT[rec.status] and not TRANSPORT_KINDS[rec.kind] do
+        local location = rec.headers and rec.headers.location
+        if not location or location == "" then break end
+        hops = hops + 1
+        if hops > MAX_REDIRECTS then
+            return transport.failure("network", "more than " .. MAX_REDIRECTS .. " redirects", 47, true)
+        end
+        local next_url = resolve_location(url, location)
+        local scheme = next_url and parse_url(next_url)
+        if not scheme then
+            return transport.failure("network", "redirect to a URL that is not http:// or https:// refused", 1, true)
+        end
+        if scheme == "http" and str_lower(url):find("^https:") and not s.allow_insecure_redirects then
+            return transport.failure("tls", "redirect from https:// to http:// refused "
+                .. "(allow_insecure_redirects = true allows it)", 1, true)
+        end
+        if rec.status == 303 or ((rec.status == 301 or rec.status == 302) and method == "POST") then
+            method, body = (method == "HEAD") and "HEAD" or "GET", nil
+        end
+        no_auth = no_auth or not same_origin(origin, next_url)
+        url = next_url
+        if deadline - now() <= 0 then return timeout_record("while following redirects") end
+        rec = t:perform(request_record(method, url, body, lines, no_auth, deadline, s), want_meta)
+    end
+    if rec.meta then rec.meta.redirects = hops end
+    return rec
+end
+
+-- ------------------------------------------------------------ attempts
 
 local function ms(seconds)
     return str_format("%.1f", seconds * 1000)
@@ -160,171 +144,144 @@ end
 
 -- One COZMOX_DEBUG line on stderr: method, path, outcome, timings, attempt.
 -- Never the token, headers or body.
-local function trace(self, method, path, attempt, outcome, meta, wait)
-    local t = meta and meta.timings
+local function trace(s, method, path, attempt, rec, err, wait)
+    local outcome = err and (err.kind == "http" and ("HTTP " .. err.status) or (err.kind .. ": " .. err.message))
+        or ("HTTP " .. tostring(rec.status))
     local line = str_format("cozmox: %s %s -> %s", method, path, outcome)
+    local t = rec.meta and rec.meta.timings
     if t then
         line = line .. str_format(" (%s ms: dns %s, connect %s, tls %s, first byte %s)",
             ms(t.total), ms(t.namelookup), ms(t.connect), ms(t.tls), ms(t.first_byte))
     end
-    line = line .. str_format(" attempt %d/%d", attempt, self._max_retries + 1)
+    line = line .. str_format(" attempt %d/%d", attempt, s.max_retries + 1)
     if wait then line = line .. str_format(", retrying in %.2f s", wait) end
     io_stderr:write(line, "\n")
 end
 
--- The error object for one attempt's outcome (perform's values), or nil
--- for a success, and whether the failure may be retried.
-local function classify(method, path, status, value, kind, message, code, extra)
-    if status == nil then
-        -- extra: some response byte had arrived; then never retried.
-        return new_error({ kind = kind, message = message, curl_code = code, method = method, path = path }),
-            not extra and (kind == "network" or kind == "timeout")
-    end
-    if kind == "too_large" or (kind == "decode" and status >= 200 and status < 300) then
-        return new_error({ kind = kind, message = message, status = status, method = method, path = path }), false
-    end
-    if status < 200 or status >= 300 then
-        return http_error(status, value, extra, method, path), RETRY_STATUS[status] or false
-    end
-    return nil, false
-end
-
--- After one attempt: trace it, call the hook, and say how long to wait
--- before the next attempt (nil: no retry).  header(name) reads a header
--- of the attempt's response.
-function Client:_after_attempt(method, path, attempt, status, err, retryable, may_retry, header, meta)
+-- After one attempt: the error object (nil for a success) and how long to
+-- wait before the next attempt (nil: none).  Traces it and calls the hook.
+local function after_attempt(st, method, path, attempt, rec, may_retry, deadline)
+    local s = st.s
+    local secret = st.secret()
+    local err = from_record(rec, method, path, secret and secret.token)
     local wait
-    if err and retryable and may_retry and attempt <= self._max_retries then
-        wait = retry_delay(attempt, status, status and header, self._max_retry_wait)
+    if err and may_retry and attempt <= s.max_retries and retryable(rec, err) then
+        wait = retry_delay(attempt, rec, s.max_retry_wait)
+        if now() + wait >= deadline then wait = nil end -- it would not fit in the timeout
     end
-    if meta then meta.attempt, meta.method, meta.path = attempt, method, path end
-    if self._debug then
-        trace(self, method, path, attempt, err and (err.kind == "http" and ("HTTP " .. status)
-            or (err.kind .. ": " .. tostring(err.message))) or ("HTTP " .. status), meta, wait)
+    if s.debug then trace(s, method, path, attempt, rec, err, wait) end
+    local meta = rec.meta
+    if s.on_response and meta then
+        meta.attempt, meta.method, meta.path = attempt, method, path
+        s.on_response(meta)
     end
-    if self._on_response and meta then self._on_response(meta) end
     if err and not wait then err.attempts = attempt end
-    return wait
+    return err, wait
 end
 
-function Client:_check_open(level)
-    if self._handle == nil then error("cozmox: the client is closed", level + 1) end
-    if not self._has_token then
-        return new_error({ kind = "config", message = NO_TOKEN })
-    end
+local function closed_error(method, path, attempts)
+    return new_error({ kind = "closed", message = "the client was closed during the call",
+        method = method, path = path, attempts = attempts })
 end
 
---- The transport for this call: the custom function's, curl's, or (inside
---  nginx, in a phase where cosockets work) the cosocket one.  "nginx"
---  where cosockets are unavailable is a config error.
-function Client:_transport()
-    local choice = self._transport_choice
-    if choice == "curl" then return self._handle end
-    if choice == "auto" then
-        if not nginx_can_yield() then return self._handle end
-    elseif choice == "nginx" then
-        if not nginx_can_yield() then
-            local phase = transport.in_nginx() and ngx.get_phase() or "outside nginx"
-            return nil, new_error({ kind = "config", message = "the nginx transport cannot run here ("
-                .. tostring(phase) .. "): cosockets are unavailable; use transport = \"curl\" or \"auto\"" })
-        end
-    end
-    return self._other
+local function check_open(self, level)
+    local st = self._state
+    if st.closed then error("cozmox: the client is closed", level + 1) end
+    return st
 end
 
---- Perform one request with retries; path is already escaped.  Returns
---  the decoded body (nil for an empty one) and the status, or nil, err.
---  retry_any: the caller opts in to retrying a non-idempotent method.
-function Client:_send(method, path, body, header_lines, retry_any)
-    local cerr = self:_check_open(2)
-    if cerr then
-        cerr.method, cerr.path = method, path
-        return nil, cerr
-    end
-    local handle, terr = self:_transport()
-    if not handle then
-        terr.method, terr.path = method, path
-        return nil, terr
-    end
-    local url = self.base_url .. path
+-- One call: attempts until success, a failure that is not retried, or
+-- the deadline.  path is already escaped.  Returns the decoded body (nil
+-- for an empty one) and the status, or nil, err.
+local function call(st, method, path, body, lines, retry_any)
+    local s = st.s
+    if not st.has_token then return nil, new_error({ kind = "config", message = NO_TOKEN, method = method, path = path }) end
+    local deadline = now() + s.timeout
+    local url = s.base_url .. path
     local may_retry = retry_any or IDEMPOTENT[method]
-    local want_meta = self._on_response or self._debug
-    local header = function(name) return handle:header(name) end
+    local want_meta = (s.on_response or s.debug) and true or false
     local attempt = 0
     while true do
         attempt = attempt + 1
-        local status, value, kind, message, code, extra = handle:perform(method, url, body, header_lines)
-        local err, retryable = classify(method, path, status, value, kind, message, code, extra)
-        local meta = want_meta and status and handle:meta() or nil
-        local wait = self:_after_attempt(method, path, attempt, status, err, retryable, may_retry, header, meta)
-        if not err then return value, status end
+        local t, terr = transport_for(st)
+        if not t then
+            terr.method, terr.path = method, path
+            return nil, terr
+        end
+        local rec = t:perform(request_record(method, url, body, lines, false, deadline, s), want_meta)
+        rec = follow(st, t, method, url, body, lines, deadline, want_meta, rec)
+        local err, wait = after_attempt(st, method, path, attempt, rec, may_retry, deadline)
+        if not err then return rec.value, rec.status end
         if not wait then return nil, err end
-        self._sleep(wait)
+        if st.closed then return nil, closed_error(method, path, attempt) end
+        s.sleep(wait)
+        if st.closed then return nil, closed_error(method, path, attempt) end
     end
 end
 
---- GET many paths at once (curl multi, at most `concurrency` in flight).
---  Returns values, errors: tables indexed like paths.  Each request has
---  its own attempts; a round of retries starts once the round before has
---  finished, after the longest wait any of its requests asked for.
-function Client:_get_many(paths, concurrency, as_object)
-    local n = #paths
-    local values, errs = {}, {}
-    local cerr = self:_check_open(3)
-    if cerr then
+-- GET many paths at once (at most `concurrency` in flight), within one
+-- deadline for the batch.  shape(value, status, method, path) -> obj |
+-- nil, err turns a decoded body into the caller's result.  Returns
+-- results, errors (both with one entry per path: the value or false, the
+-- error or false) and how many failed.  A round of retries starts once
+-- the round before has finished, after the longest wait asked for.
+local function call_many(st, paths, concurrency, shape)
+    local s, n = st.s, #paths
+    local results, errs, failed = {}, {}, 0
+    for i = 1, n do results[i], errs[i] = false, false end
+    local function fail_all(err)
         for i = 1, n do
-            errs[i] = new_error({ kind = "config", message = cerr.message, method = "GET", path = paths[i] })
+            errs[i] = new_error({ kind = err.kind, message = err.message, method = "GET", path = paths[i] })
         end
-        return values, errs
+        return results, errs, n
     end
-    local handle, terr = self:_transport()
-    if not handle then
-        for i = 1, n do
-            errs[i] = new_error({ kind = "config", message = terr.message, method = "GET", path = paths[i] })
-        end
-        return values, errs
-    end
-    local base = self.base_url
-    local want_meta = (self._on_response or self._debug) and true or false
+    if not st.has_token then return fail_all({ kind = "config", message = NO_TOKEN }) end
+    local deadline = now() + s.timeout
+    local want_meta = (s.on_response or s.debug) and true or false
     local pending, attempts = {}, {}
     for i = 1, n do pending[i], attempts[i] = i, 0 end
     while #pending > 0 do
-        local urls = {}
-        for k, i in ipairs(pending) do urls[k] = base .. paths[i] end
-        local outs = handle:perform_many(urls, concurrency, want_meta)
+        local t, terr = transport_for(st)
+        if not t then return fail_all(terr) end
+        local reqs = {}
+        for k, i in ipairs(pending) do
+            reqs[k] = request_record("GET", s.base_url .. paths[i], nil, nil, false, deadline, s)
+        end
+        local recs = t:perform_many(reqs, concurrency, want_meta)
         local again, longest = {}, 0
         for k, i in ipairs(pending) do
-            local o, path = outs[k], paths[i]
+            local path, rec = paths[i], recs[k]
             attempts[i] = attempts[i] + 1
-            local err, retryable
-            if o == nil then
-                err, retryable = new_error({ kind = "network", message = "request was not performed",
-                    method = "GET", path = path }), true
-            else
-                err, retryable = classify("GET", path, o.status, o.value, o.kind, o.message, o.curl_code,
-                    o.started ~= nil and o.started or o.snippet)
-            end
-            local header = function(name)
-                if name == "retry-after" then return o and o.retry_after end
-                if name == "x-ratelimit-reset" then return o and o.ratelimit_reset end
-            end
-            local wait = self:_after_attempt("GET", path, attempts[i], o and o.status, err, retryable, true,
-                header, o and o.meta)
+            rec = follow(st, t, "GET", reqs[k].url, nil, nil, deadline, want_meta, rec)
+            local err, wait = after_attempt(st, "GET", path, attempts[i], rec, true, deadline)
             if not err then
-                if as_object then values[i], errs[i] = as_object(o.value, o.status, "GET", path)
-                else values[i] = o.value end
+                local v, serr = shape(rec.value, rec.status, "GET", path)
+                if v ~= nil then results[i] = v else errs[i], failed = serr, failed + 1 end
             elseif wait then
                 again[#again + 1] = i
-                if wait > longest then longest = wait end
+                longest = math_max(longest, wait)
             else
-                errs[i] = err
+                errs[i], failed = err, failed + 1
             end
         end
         pending = again
-        if #pending > 0 then self._sleep(longest) end
+        if #pending > 0 then
+            if st.closed or now() + longest >= deadline then
+                for _, i in ipairs(pending) do
+                    errs[i] = st.closed and closed_error("GET", paths[i], attempts[i])
+                        or new_error({ kind = "timeout", message = "the call's timeout was reached before a retry",
+                            method = "GET", path = paths[i], attempts = attempts[i] })
+                    failed = failed + 1
+                end
+                break
+            end
+            s.sleep(longest)
+        end
     end
-    return values, errs
+    return results, errs, failed
 end
+
+-- ------------------------------------------------------------ public API
 
 -- A decoded 2xx body as the JSON object an endpoint promises, or nil, err.
 local function as_object(value, status, method, path)
@@ -340,61 +297,69 @@ local function as_object(value, status, method, path)
 end
 _M.as_object = as_object
 
---- Like _send, for endpoints that answer with one JSON object.
-function Client:_object(method, path, body, retry_any)
-    local value, status = self:_send(method, path, body, nil, retry_any)
-    if value == nil and type(status) ~= "number" then return nil, status end
-    return as_object(value, status, method, path)
-end
-
 local METHODS = { GET = true, POST = true, PUT = true, PATCH = true, DELETE = true, HEAD = true }
 
-local function argerror(n, fname, msg)
-    error(str_format("bad argument #%d to '%s' (%s)", n, fname, msg), 3)
+local function argerror(n, fname, msg, level)
+    error(str_format("bad argument #%d to '%s' (%s)", n, fname, msg), (level or 2) + 1)
 end
 
+-- A query value as text: strings as they are, booleans as true/false,
+-- numbers exactly as cozmox.json.encode writes them (integers exact,
+-- floats shortest round-trip; NaN and infinities refused).
 local function query_value(v)
     local t = type(v)
     if t == "string" then return v end
     if t == "boolean" then return tostring(v) end
     if t == "number" then
-        if v == math_floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then return str_format("%d", v) end
-        return (str_gsub(str_format("%.17g", v), ",", "."))
+        if v ~= v or v == math.huge or v == -math.huge then return nil, "must be a finite number" end
+        return encode(v)
     end
-    return nil
+    return nil, "must be a string, number or boolean"
 end
 
 --- "?k=v&..." from a table (keys sorted, so URLs are deterministic).
-function _M.query_string(query, fname)
-    local keys = {}
+--  Raises bad argument #arg of fname, at level (default: fname's caller).
+function _M.query_string(query, fname, arg, level)
+    arg, level = arg or 3, (level or 2) + 1
+    local keys, values = {}, {}
     for k, v in pairs(query) do
-        if type(k) ~= "string" then argerror(3, fname, "query keys must be strings") end
-        if query_value(v) == nil then
-            argerror(3, fname, str_format("query value '%s' must be a string, number or boolean", k))
-        end
-        keys[#keys + 1] = k
+        if type(k) ~= "string" then argerror(arg, fname, "query keys must be strings", level) end
+        local text, why = query_value(v)
+        if text == nil then argerror(arg, fname, str_format("query value '%s' %s", k, why), level) end
+        keys[#keys + 1], values[k] = k, text
     end
     if #keys == 0 then return "" end
-    table.sort(keys)
+    sort(keys)
     local parts = {}
-    for i, k in ipairs(keys) do
-        parts[i] = escape_segment(k) .. "=" .. escape_segment(query_value(query[k]))
-    end
-    return "?" .. table.concat(parts, "&")
+    for i, k in ipairs(keys) do parts[i] = escape_segment(k) .. "=" .. escape_segment(values[k]) end
+    return "?" .. concat(parts, "&")
 end
 local query_string = _M.query_string
+
+local function check_self(self, fname)
+    if getmetatable(self) ~= Client then
+        error(str_format("bad argument #1 to '%s' (cozmox.client expected, got %s; call it as client:%s(...))",
+            fname, type(self), fname), 3)
+    end
+end
+
+local RESERVED = { authorization = true, host = true, ["content-length"] = true, ["content-type"] = true,
+    ["transfer-encoding"] = true, connection = true }
 
 --- client:request(method, path [, { query =, body =, headers =, retry = }]) -> value, err
 --  Any endpoint of the API with the client's auth, limits and errors.
 --  path starts with "/" and is sent as given (escape ids with
 --  cozmox.escape_segment); query values are percent-encoded; body is
---  encoded with cozmox.json.encode.  An empty 2xx body gives true.
---  retry = true also retries POST and PATCH (only safe if the endpoint is).
+--  encoded with cozmox.json.encode.  The decoded body comes back as the
+--  first value -- a JSON false or null included, so test `err`, not the
+--  value; an empty 2xx body gives true.  retry = true also retries POST and
+--  PATCH (only safe if the endpoint is).
 function Client:request(method, path, opts)
+    check_self(self, "request")
     if type(method) ~= "string" or not METHODS[method] then
         argerror(1, "request", "HTTP method expected (GET, POST, PUT, PATCH, DELETE or HEAD)")
     end
-    if type(path) ~= "string" or not str_find(path, "^/") or str_find(path, "[%s%z%c#?]") then
+    if type(path) ~= "string" or not str_find(path, "^/") or str_find(path, "[%s%z%c#?\127]") then
         argerror(2, "request", "path starting with '/' expected, without spaces, control characters, '?' or '#'")
     end
     local body, lines
@@ -407,9 +372,13 @@ function Client:request(method, path, opts)
         end
         if opts.query ~= nil then
             if type(opts.query) ~= "table" then argerror(3, "request", "option 'query' must be a table") end
-            path = path .. query_string(opts.query, "request")
+            path = path .. query_string(opts.query, "request", 3, 2)
         end
-        if opts.body ~= nil then body = encode(opts.body) end
+        if opts.body ~= nil then
+            local ok, text = pcall(encode, opts.body)
+            if not ok then argerror(3, "request", "option 'body' cannot be encoded: " .. tostring(text)) end
+            body = text
+        end
         if opts.headers ~= nil then
             if type(opts.headers) ~= "table" then argerror(3, "request", "option 'headers' must be a table") end
             lines = {}
@@ -417,18 +386,19 @@ function Client:request(method, path, opts)
                 if type(name) ~= "string" or not str_find(name, "^[%w!#$%%&'*+.^_`|~-]+$") then
                     argerror(3, "request", "header names must be HTTP tokens")
                 end
-                local lname = string.lower(name)
-                if lname == "authorization" or lname == "host" or lname == "content-length" then
+                if RESERVED[str_lower(name)] then
                     argerror(3, "request", "header '" .. name .. "' is set by the client")
                 end
-                if type(value) ~= "string" or has_ctl(value) then
-                    argerror(3, "request", "header '" .. name .. "' must be a string without CR, LF or NUL")
+                if type(value) ~= "string" or options.has_ctl(value) then
+                    argerror(3, "request", "header '" .. name .. "' must be a string without control characters")
                 end
                 lines[#lines + 1] = name .. ": " .. value
             end
+            sort(lines)
         end
     end
-    local value, status = self:_send(method, path, body, lines, opts ~= nil and opts.retry == true)
+    local st = check_open(self, 2)
+    local value, status = call(st, method, path, body, lines, opts ~= nil and opts.retry == true)
     if value == nil then
         if type(status) == "number" then return true end
         return nil, status
@@ -437,47 +407,67 @@ function Client:request(method, path, opts)
 end
 
 --- Release the connection now (also done by the garbage collector).
+--  Calling it twice is harmless; a call waiting to retry then ends with
+--  an error of kind "closed".
 function Client:close()
-    local h = self._handle
-    if h then
-        self._handle = nil
-        h:close()
-    end
+    local st = self._state
+    if st.closed then return end
+    st.closed = true
+    if st.curl then st.curl:close() end
+    if st.nginx then st.nginx:close() end
+    if st.custom then st.custom:close() end
 end
 
 Client.__close = Client.close
 
---- cozmox.client.new(opts): see cozmox.new.
-function _M.new(opts)
-    local s = settings(opts)
+-- The documented interface session.lua builds its resource on.
+local function api_of(c)
+    local api = {}
+    --- value | nil, err for an endpoint answering with one JSON object.
+    function api.object(method, path, body, retry_any)
+        local st = check_open(c, 3)
+        local value, status = call(st, method, path, body, nil, retry_any)
+        if value == nil and type(status) ~= "number" then return nil, status end
+        return as_object(value, status, method, path)
+    end
+    --- results, errors, failed for GET of many paths.
+    function api.get_many(paths, concurrency, shape)
+        return call_many(check_open(c, 3), paths, concurrency, shape)
+    end
+    api.query_string = query_string
+    api.as_object = as_object
+    return api
+end
+
+--- cozmox.client.new(opts): see cozmox.new.  level: the caller's frame
+--  for a bad option (default: new's caller).
+function _M.new(opts, level)
+    local s = options.resolve(opts, (level or 1) + 1)
     if s.insecure and not insecure_warned then
         insecure_warned = true
         io_stderr:write("cozmox: WARNING: TLS certificate verification is disabled (insecure = true)\n")
     end
-    local auth = s.token and ("Authorization: Bearer " .. s.token)
-    local handle = new_handle({
-        auth = auth,
-        user_agent = s.user_agent, timeout = s.timeout, connect_timeout = s.connect_timeout,
-        max_response_bytes = s.max_response_bytes, json = { max_depth = s.max_depth, big_integers = s.json_big_integers },
-        ca_file = s.ca_file, ca_path = s.ca_path, proxy = s.proxy, insecure = s.insecure,
-        follow_redirects = s.follow_redirects,
-    })
-    local c = setmetatable({
-        base_url = s.base_url, _handle = handle, _has_token = s.token ~= nil,
-        _max_retries = s.max_retries, _max_retry_wait = s.max_retry_wait,
-        _sleep = s.sleep or default_sleep, _debug = s.debug, _on_response = s.on_response,
-        _transport_choice = type(s.transport) == "function" and "custom" or s.transport,
-    }, Client)
-    -- The other transport holds its own copy of the Authorization line.
+    s.sleep = s.sleep or default_sleep
+    s.ua_product = (s.user_agent and (s.user_agent .. " ") or "") .. "cozmox-lua/" .. _M.VERSION
+    s.ua_runtime = RUNTIME
+    local token = s.token
+    s.token = nil
+    local st = { s = s, has_token = token ~= nil }
+    local c = setmetatable({ base_url = s.base_url, _state = st }, Client)
+    secrets[c] = token and { token = token, auth = "Authorization: Bearer " .. token } or nil
+    function st.secret() return secrets[c] end
     if type(s.transport) == "function" then
-        c._other = transport.custom(s.transport, s, auth)
-    elseif s.transport ~= "curl" and transport.in_nginx() then
-        c._other = transport.nginx(s, auth)
+        st.custom = require("cozmox.transport.custom").new(s, secrets[c], s.transport)
     end
-    c.session = session.bind(c)
+    c.session = session.bind(api_of(c))
     return c
 end
 
 _M.Client = Client
+
+--- Does client c have a token (from its options or the environment)?
+function _M.has_token(c)
+    return secrets[c] ~= nil
+end
 
 return _M

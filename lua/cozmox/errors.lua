@@ -1,15 +1,27 @@
 --- cozmox.errors: the error object every runtime failure returns.
 --
--- err.kind     "http" | "timeout" | "network" | "tls" | "decode" | "too_large" | "config"
--- err.message  what went wrong, one line
+-- err.kind     "http" | "timeout" | "network" | "tls" | "decode" | "too_large"
+--              | "memory" | "config" | "closed"
+-- err.message  what went wrong: one printable line
 -- err.status   HTTP status (when a response arrived)
+-- err.reason   the status's reason phrase (kind "http")
 -- err.body     the decoded JSON error body (when there was one)
 -- err.snippet  the start of a non-JSON error body, printable
 -- err.curl_code, err.method, err.path
 -- err.attempts  how many attempts were made (retries included)
 -- tostring(err) -> "cozmox: HTTP 404 Not Found: Session not found (GET /session/abc)"
-local setmetatable, tostring, type, concat = setmetatable, tostring, type, table.concat
-local str_format, str_gsub, str_sub = string.format, string.gsub, string.sub
+--
+-- Text a server controls (messages, reasons, snippets) enters an error
+-- only through clean(): control characters are escaped, invalid UTF-8
+-- is shown as \xNN, and the length is bounded, so tostring(err) is always
+-- one printable line.  A client's scrubber then replaces its token
+-- wherever a server echoed it, in every string of the error, its body
+-- included.
+local setmetatable, getmetatable, tostring, type, pairs, next =
+    setmetatable, getmetatable, tostring, type, pairs, next
+local concat = table.concat
+local str_format, str_gsub, str_sub, str_byte, str_find, str_char =
+    string.format, string.gsub, string.sub, string.byte, string.find, string.char
 
 local _M = {}
 
@@ -30,8 +42,143 @@ _M.REASONS = REASONS
 local KIND_LABEL = {
     timeout = "timeout", network = "network error", tls = "TLS error",
     decode = "invalid JSON response", too_large = "response too large",
-    config = "configuration error",
+    memory = "out of memory", config = "configuration error", closed = "client closed",
 }
+
+-- Kinds a transport gives when the exchange itself failed.
+local TRANSPORT_KINDS = { network = true, timeout = true, tls = true, config = true }
+_M.TRANSPORT_KINDS = TRANSPORT_KINDS
+
+-- ------------------------------------------------------------ text
+
+local ESC = { ["\r"] = "\\r", ["\n"] = "\\n", ["\t"] = "\\t" }
+
+-- Length of the valid UTF-8 sequence at i of s, or nil.
+local function utf8_len(s, i)
+    local c = str_byte(s, i)
+    local n, lo, hi = 0, 0x80, 0xBF
+    if c < 0x80 then return 1
+    elseif c >= 0xC2 and c <= 0xDF then n = 1
+    elseif c >= 0xE0 and c <= 0xEF then
+        n = 2
+        if c == 0xE0 then lo = 0xA0 elseif c == 0xED then hi = 0x9F end
+    elseif c >= 0xF0 and c <= 0xF4 then
+        n = 3
+        if c == 0xF0 then lo = 0x90 elseif c == 0xF4 then hi = 0x8F end
+    else return nil end
+    for k = 1, n do
+        local b = str_byte(s, i + k)
+        if not b or b < lo or b > hi then return nil end
+        lo, hi = 0x80, 0xBF
+    end
+    return n + 1
+end
+
+--- s as one printable line of at most max bytes (default 512): control
+--  characters escaped (\r, \n, \t, \xNN), invalid UTF-8 as \xNN, the
+--  rest kept; longer text is cut at a character and ends with "...".
+function _M.clean(s, max)
+    if type(s) ~= "string" then s = tostring(s) end
+    max = max or 512
+    if not str_find(s, "[%z\1-\31\127-\255]") then
+        if #s <= max then return s end
+        return str_sub(s, 1, max) .. "..."
+    end
+    local out, n, i, len = {}, 0, 1, #s
+    while i <= len do
+        local c = str_byte(s, i)
+        local piece, step
+        if c < 32 or c == 127 then
+            piece, step = ESC[str_char(c)] or str_format("\\x%02X", c), 1
+        elseif c < 128 then
+            piece, step = str_char(c), 1
+        else
+            step = utf8_len(s, i)
+            if step then piece = str_sub(s, i, i + step - 1)
+            else piece, step = str_format("\\x%02X", c), 1 end
+        end
+        if n + #piece > max then
+            out[#out + 1] = "..."
+            break
+        end
+        out[#out + 1] = piece
+        n = n + #piece
+        i = i + step
+    end
+    return concat(out)
+end
+local clean = _M.clean
+local redact
+
+-- The start of a non-JSON body (an HTML page; the sink keeps 512
+-- bytes, so it may be cut): whitespace and controls folded into single
+-- spaces, at most 200 bytes.
+local function snippet_text(s, secret)
+    s = str_gsub(redact(s, secret, true), "[%z\1-\32\127]+", " ")
+    s = str_gsub(s, "^ ", "")
+    s = str_gsub(s, " $", "")
+    return clean(s, 200)
+end
+
+-- ------------------------------------------------------------ secrets
+
+local REDACTED = "[REDACTED]"
+
+-- s with every occurrence of needle replaced; when s was cut (cut true),
+-- also a start of needle it ends with (4 bytes or more).
+function redact(s, needle, cut)
+    if needle == nil then return s end
+    local i = str_find(s, needle, 1, true)
+    if i then
+        local out, from = {}, 1
+        while i do
+            out[#out + 1] = str_sub(s, from, i - 1)
+            out[#out + 1] = REDACTED
+            from = i + #needle
+            i = str_find(s, needle, from, true)
+        end
+        out[#out + 1] = str_sub(s, from)
+        s = concat(out)
+    end
+    if cut then
+        for k = math.min(#needle - 1, #s), 4, -1 do
+            if str_sub(s, -k) == str_sub(needle, 1, k) then return str_sub(s, 1, -k - 1) .. REDACTED end
+        end
+    end
+    return s
+end
+_M.redact = redact
+
+-- Every string of a decoded body (keys and values), redacted in place.
+local function redact_tree(v, needle, depth)
+    if depth > 200 then return end
+    local renames
+    for k, x in next, v do
+        if type(x) == "string" then
+            local y = redact(x, needle)
+            if y ~= x then v[k] = y end
+        elseif type(x) == "table" then
+            redact_tree(x, needle, depth + 1)
+        end
+        if type(k) == "string" and str_find(k, needle, 1, true) then
+            renames = renames or {}
+            renames[k] = true
+        end
+    end
+    if renames then
+        for k in pairs(renames) do
+            v[redact(k, needle)], v[k] = v[k], nil
+        end
+    end
+end
+
+-- Server text as error text: the secret redacted first (so no cut can
+-- leave part of it), then made one printable line.
+local function text(s, secret, max, cut)
+    return clean(redact(s, secret, cut), max)
+end
+
+-- ------------------------------------------------------------ objects
 
 local mt = {}
 mt.__index = mt
@@ -67,21 +214,16 @@ end
 function _M.new(fields)
     return setmetatable(fields, mt)
 end
+local new = _M.new
 
--- Keep a snippet of a non-JSON body printable and short.
-local function printable(s)
-    s = str_gsub(s, "[%z\1-\31\127-\255]+", " ")
-    s = str_gsub(str_gsub(s, "%s+", " "), "^ ?(.-) ?$", "%1")
-    if #s > 200 then s = str_sub(s, 1, 200) .. "..." end
-    return s
-end
-
---- The error object for a non-2xx response.  body: decoded JSON or nil;
---  snippet: raw start of the body.
-function _M.http(status, body, snippet, method, path)
+--- The error object for a non-2xx response.  body: the decoded JSON body
+--  or nil; snippet: raw start of the body; secret: the client's token,
+--  redacted from all of it.
+function _M.http(status, body, snippet, method, path, secret)
     local reason, message = REASONS[status], nil
     if type(body) == "table" then
-        if type(body.error) == "string" then reason = reason or body.error end
+        if secret then redact_tree(body, secret, 0) end
+        if type(body.error) == "string" then reason = reason or clean(body.error, 100) end
         local m = body.message
         if type(m) == "string" then
             message = m
@@ -90,16 +232,42 @@ function _M.http(status, body, snippet, method, path)
             for i = 1, #m do parts[i] = tostring(m[i]) end
             message = concat(parts, "; ")
         end
+    elseif type(body) == "string" then
+        message = body
     elseif snippet and snippet ~= "" then
-        message = printable(snippet)
+        message = snippet_text(snippet, secret)
     end
-    return setmetatable({
+    return new({
         kind = "http", status = status, reason = reason,
-        message = message or reason or str_format("HTTP status %d", status),
+        message = message and text(message, secret) or reason or str_format("HTTP status %d", status),
         body = type(body) == "table" and body or nil,
-        snippet = body == nil and snippet and printable(snippet) or nil,
+        snippet = body == nil and snippet and snippet ~= "" and snippet_text(snippet, secret) or nil,
         method = method, path = path,
-    }, mt)
+    })
+end
+
+local function is2xx(status)
+    return status ~= nil and status >= 200 and status < 300
+end
+
+--- The error object a result record means (nil: a success).  Reads the
+--  record only (see cozmox.transport for its fields); secret: the
+--  client's token, redacted from everything the server said.
+function _M.from_record(rec, method, path, secret)
+    local kind, status = rec.kind, rec.status
+    if kind and (TRANSPORT_KINDS[kind] or status == nil) then
+        return new({ kind = kind, message = text(rec.message or kind, secret), curl_code = rec.code,
+            method = method, path = path })
+    end
+    if kind == "too_large" or kind == "memory" or (kind == "decode" and is2xx(status)) then
+        return new({ kind = kind, message = text(rec.message or kind, secret), status = status,
+            snippet = kind == "decode" and rec.snippet and rec.snippet ~= "" and snippet_text(rec.snippet, secret) or nil,
+            method = method, path = path })
+    end
+    if not is2xx(status) then
+        return _M.http(status, rec.value, rec.snippet, method, path, secret)
+    end
+    return nil
 end
 
 return _M

@@ -34,7 +34,7 @@ local function default()
     if not ok then
         return nil, errors.new({ kind = "config", message = (tostring(c):gsub("^.-cozmox: ", "")) })
     end
-    if c._has_token then default_client = c end
+    if client.has_token(c) then default_client = c end
     return c
 end
 

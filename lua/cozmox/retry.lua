@@ -1,11 +1,13 @@
 --- cozmox.retry: when to retry a request and how long to wait first.
 --
--- Retried: HTTP 408, 429, 500, 502, 503, 504, and failures before any
--- response byte arrived (connection refused, reset, DNS, connect timeout),
--- for idempotent methods (GET, HEAD, PUT, DELETE) or when the call opts in.
+-- Retried: HTTP 408, 429, 500, 502, 503, 504, and network failures
+-- before any response byte arrived (connection refused or reset, connect
+-- timeout) -- not a name that does not resolve -- for idempotent methods
+-- (GET, HEAD, PUT, DELETE) or when the call opts in.
 -- Waits: exponential backoff with full jitter (base 0.5 s, cap 8 s); for
 -- 429 and 503 a Retry-After header (delta-seconds or HTTP-date) wins, else
 -- X-RateLimit-Reset (epoch seconds); every wait is capped by max_retry_wait.
+-- The policy reads the result record (cozmox.transport) and nothing else.
 local days_from_civil = require("cozmox.time").days_from_civil
 local math_random, math_min, math_max = math.random, math.min, math.max
 local os_time, tonumber, type = os.time, tonumber, type
@@ -53,9 +55,22 @@ function _M.server_wait(status, header, now)
     return nil
 end
 
+local CURLE_COULDNT_RESOLVE_HOST = 6
+
+--- May the failure this record and error describe be retried?
+function _M.retryable(rec, err)
+    if err.kind == "http" then return _M.STATUS[err.status] == true end
+    if err.kind == "network" or err.kind == "timeout" then
+        return not rec.started and rec.code ~= CURLE_COULDNT_RESOLVE_HOST
+    end
+    return false
+end
+
 --- The wait before the next attempt after a retryable failure.
-function _M.delay(attempt, status, header, max_wait)
-    local wait = status and header and _M.server_wait(status, header) or _M.backoff(attempt)
+function _M.delay(attempt, rec, max_wait)
+    local headers = rec.headers
+    local wait = rec.status and headers and _M.server_wait(rec.status, function(name) return headers[name] end)
+        or _M.backoff(attempt)
     return math_min(wait, max_wait)
 end
 

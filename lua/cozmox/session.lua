@@ -2,7 +2,7 @@
 --  helper methods every returned session carries.
 --
 --   client.session.get(id)           -> session | nil, err   GET    /session/{id}
---   client.session.get_many(ids [, { concurrency = 8 }]) -> results, errors (indexed like ids)
+--   client.session.get_many(ids [, { concurrency = 8 }]) -> results, errors, failed (one entry per id)
 --   client.session.list([params])    -> page | nil, err      GET    /session
 --   client.session.each([params])    -> iterator: session, n, total (raises the error object)
 --   client.session.create(body)      -> session | nil, err   POST   /session
@@ -447,14 +447,10 @@ local function wrapped(s, err)
     return wrap(s)
 end
 
--- cozmox.client requires this module, so these are looked up on first use.
-local query_string, as_object
-
 -- GET /session with query; the page with its sessions wrapped.
-local function fetch_page(c, query)
-    query_string = query_string or require("cozmox.client").query_string
-    local path = "/session" .. query_string(query, "list")
-    local page, err = c:_object("GET", path)
+local function fetch_page(api, query)
+    local path = "/session" .. api.query_string(query, "list")
+    local page, err = api.object("GET", path)
     if page == nil then return nil, err end
     local results = page.results
     if type(results) ~= "table" or getmetatable(results) ~= array_mt then
@@ -465,10 +461,15 @@ local function fetch_page(c, query)
     return page
 end
 
----The resource table for client c (functions called with a dot).
----@param c cozmox.Client
+---The resource table of a client (functions called with a dot), built on
+---the client's request interface `api` (cozmox.client builds it):
+---  api.object(method, path, body, retry_any) -> object | nil, err
+---  api.get_many(paths, concurrency, shape) -> results, errors, failed
+---  api.query_string(query, fname) -> "?k=v&..."
+---  api.as_object(value, status, method, path) -> object | nil, err
+---@param api table
 ---@return cozmox.SessionResource
-function _M.bind(c)
+function _M.bind(api)
     local res = {}
 
     ---GET /session/{id}: the session as native Lua tables.
@@ -477,17 +478,20 @@ function _M.bind(c)
     ---@return cozmox.Error? err
     function res.get(id)
         check_id(id, "get")
-        return wrapped(c:_object("GET", "/session/" .. escape_segment(id)))
+        return wrapped(api.object("GET", "/session/" .. escape_segment(id)))
     end
 
     ---GET /session/{id} for many ids at once: curl's multi interface
     ---(cosockets inside nginx), at most `concurrency` requests in flight,
-    ---each decoded as it arrives, with the retries, timeouts and limits of
-    ---get.  results[i] is the session or nil, errors[i] the error or nil.
+    ---each decoded as it arrives, with the retries and limits of get;
+    ---`timeout` bounds the whole batch.  results and errors have one entry
+    ---per id (both walk with ipairs): results[i] is the session or false,
+    ---errors[i] the error or false; failed counts the errors.
     ---@param ids string[]
     ---@param opts? { concurrency?: integer }
-    ---@return (cozmox.Session?)[] results
-    ---@return (cozmox.Error?)[] errors
+    ---@return (cozmox.Session|false)[] results
+    ---@return (cozmox.Error|false)[] errors
+    ---@return integer failed
     function res.get_many(ids, opts)
         if type(ids) ~= "table" then argerror(1, "get_many", "table of ids expected, got " .. typename(ids), 2) end
         local paths = {}
@@ -511,8 +515,8 @@ function _M.bind(c)
                 concurrency = opts.concurrency
             end
         end
-        as_object = as_object or require("cozmox.client").as_object
-        return c:_get_many(paths, concurrency, function(v, status, method, path)
+        local as_object = api.as_object
+        return api.get_many(paths, concurrency, function(v, status, method, path)
             local obj, err = as_object(v, status, method, path)
             if obj then wrap(obj) end
             return obj, err
@@ -524,7 +528,7 @@ function _M.bind(c)
     ---@return cozmox.SessionListPage? page
     ---@return cozmox.Error? err
     function res.list(params)
-        return fetch_page(c, list_query(params, "list", 2))
+        return fetch_page(api, list_query(params, "list", 2))
     end
 
     ---Every session across pages, fetched page by page as the loop goes:
@@ -545,7 +549,7 @@ function _M.bind(c)
                 end
                 if done then return nil end
                 query.page = page_no
-                local page, err = fetch_page(c, query)
+                local page, err = fetch_page(api, query)
                 if page == nil then
                     done = true
                     error(err, 0)
@@ -574,7 +578,7 @@ function _M.bind(c)
     ---@return cozmox.Error? err
     function res.create(body)
         local text = body_json(body, 1, "create", 2)
-        return wrapped(c:_object("POST", "/session", text))
+        return wrapped(api.object("POST", "/session", text))
     end
 
     ---PATCH /session/{id} (not retried): the updated session.
@@ -585,7 +589,7 @@ function _M.bind(c)
     function res.update(id, body)
         check_id(id, "update")
         local text = body_json(body, 2, "update", 2)
-        return wrapped(c:_object("PATCH", "/session/" .. escape_segment(id), text))
+        return wrapped(api.object("PATCH", "/session/" .. escape_segment(id), text))
     end
 
     ---DELETE /session/{id} (retried like GET): the deleted session.
@@ -594,7 +598,7 @@ function _M.bind(c)
     ---@return cozmox.Error? err
     function res.delete(id)
         check_id(id, "delete")
-        return wrapped(c:_object("DELETE", "/session/" .. escape_segment(id)))
+        return wrapped(api.object("DELETE", "/session/" .. escape_segment(id)))
     end
 
     return res

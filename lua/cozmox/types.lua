@@ -29,8 +29,8 @@
 ---@class cozmox.ClientOptions
 ---@field token? string API token (default: COZMOX_TOKEN)
 ---@field base_url? string http:// or https:// URL (default: COZMOX_BASE_URL or https://api.cozmox.ai)
----@field timeout? number whole request, seconds (default 60)
----@field connect_timeout? number connection setup, seconds (default 10)
+---@field timeout? number the whole call -- every attempt, redirect and retry wait -- in seconds (default 60)
+---@field connect_timeout? number name resolution + connection setup of each attempt, seconds (default 10)
 ---@field max_response_bytes? integer body size limit after decoding (default 64 MiB)
 ---@field max_depth? integer JSON nesting limit (default 1000)
 ---@field max_retries? integer retries after the first attempt (default 2)
@@ -41,6 +41,7 @@
 ---@field insecure? boolean disable TLS verification
 ---@field proxy? string proxy URL
 ---@field follow_redirects? boolean follow up to 5 redirects
+---@field allow_insecure_redirects? boolean with follow_redirects, also follow https -> http
 ---@field user_agent? string product token put in front of the default User-Agent
 ---@field on_response? fun(meta: table) called after every response
 ---@field debug? boolean one trace line per attempt on stderr

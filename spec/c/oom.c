@@ -18,11 +18,12 @@
  *
  *   decode:  decodes spec/fixtures/session.json with core.decode, again
  *            with core.decoder() fed in 4 KB chunks, encodes the result
- *            and decodes that;
- *   request: core.new_handle{ auth = "Authorization: Bearer <token>" }
- *            :perform("GET", base_url .. "/session/demo") -- a real
- *            transfer whose body the decoder builds inside curl's write
- *            callback -- and checks for a 200 with the session table.
+ *            and decodes that, then pours it through a response sink
+ *            (core.sink) as the cosocket transport does;
+ *   request: require("cozmox.curl").handle{ auth = ... }:perform{ GET
+ *            base_url .. "/session/demo" } -- a real transfer whose body
+ *            the sink and decoder build inside curl's write callback --
+ *            and checks for a 200 with the session table.
  *
  * N goes 0, 1, 2, ... (for the request phase 0, S, 2S, ... with S =
  * REQUEST_STRIDE, default 1) until a run completes without a refusal.
@@ -115,14 +116,25 @@ static const char *const DECODE_SNIPPET =
     "local w, err = d:finish()\n"
     "if w == nil then error(err, 0) end\n"
     "local x = core.decode(core.encode(w))\n"
-    "if x.status ~= 'active' then error('round trip: wrong value', 0) end\n";
+    "if x.status ~= 'active' then error('round trip: wrong value', 0) end\n"
+    "local sink = core.sink(67108864, 1000)\n"
+    "sink:begin(200)\n"
+    "for i = 1, #FIXTURE, 4096 do\n"
+    "  if not sink:feed(FIXTURE:sub(i, i + 4095)) then break end\n"
+    "end\n"
+    "local r = sink:finish({})\n"
+    "if type(r.value) ~= 'table' or r.value.status ~= 'active' then\n"
+    "  error('sink: ' .. tostring(r.kind) .. ': ' .. tostring(r.message), 0)\n"
+    "end\n";
 
 static const char *const REQUEST_SNIPPET =
-    "local core = require 'cozmox.core'\n"
-    "H = core.new_handle{ auth = 'Authorization: Bearer ' .. TOKEN, timeout = 30 }\n"
-    "local status, body, kind, msg = H:perform('GET', BASE_URL .. '/session/demo')\n"
-    "if status ~= 200 or type(body) ~= 'table' or body.status ~= 'active' then\n"
-    "  error('request: ' .. tostring(status) .. ' ' .. tostring(kind) .. ': ' .. tostring(msg), 0)\n"
+    "local curl = require 'cozmox.curl'\n"
+    "H = curl.handle{ auth = 'Authorization: Bearer ' .. TOKEN, connect_timeout = 10,\n"
+    "                 max_response_bytes = 67108864, max_depth = 1000 }\n"
+    "REQ = { method = 'GET', url = BASE_URL .. '/session/demo', timeout = 30, connect_timeout = 10 }\n"
+    "local r = H:perform(REQ)\n"
+    "if r.status ~= 200 or type(r.value) ~= 'table' or r.value.status ~= 'active' then\n"
+    "  error('request: ' .. tostring(r.status) .. ' ' .. tostring(r.kind) .. ': ' .. tostring(r.message), 0)\n"
     "end\n";
 
 /* Run with memory again after every request run, whatever its outcome:
@@ -131,9 +143,9 @@ static const char *const REQUEST_SNIPPET =
  * a request") and libcurl in the middle of a transfer. */
 static const char *const VERIFY_SNIPPET =
     "if H == nil then return end\n"
-    "local status, body, kind, msg = H:perform('GET', BASE_URL .. '/session/demo')\n"
-    "if status ~= 200 or type(body) ~= 'table' then\n"
-    "  error('handle unusable after the run: ' .. tostring(status) .. ' ' .. tostring(kind) .. ': ' .. tostring(msg), 0)\n"
+    "local r = H:perform({ method = 'GET', url = BASE_URL .. '/session/demo', timeout = 30, connect_timeout = 10 })\n"
+    "if r.status ~= 200 or type(r.value) ~= 'table' then\n"
+    "  error('handle unusable after the run: ' .. tostring(r.status) .. ' ' .. tostring(r.kind) .. ': ' .. tostring(r.message), 0)\n"
     "end\n"
     "H:close()\n";
 
@@ -371,7 +383,7 @@ int main(int argc, char **argv) {
     tally t[4];
     long tried = 0, crashes = 0, broken = 0, bad = 0;
     int i;
-    void *pin;
+    void *pin, *pin_curl;
 
     if (core == NULL || stride < 1) {
         fprintf(stderr, "usage: %s path/to/cozmox/core.so [REQUEST_STRIDE]\n", argv[0]);
@@ -400,6 +412,9 @@ int main(int argc, char **argv) {
      * load it again. */
     pin = dlopen(core, RTLD_NOW | RTLD_GLOBAL);
     if (pin == NULL) fatal("dlopen", dlerror());
+    snprintf(path, sizeof path, "%s/cozmox/curl.so", dir);
+    pin_curl = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
+    if (pin_curl == NULL) fatal("dlopen", dlerror());
 
     for (i = 0; i < 4; i++) {
         int transient = i % 2, request = i >= 2;

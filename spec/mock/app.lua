@@ -126,6 +126,30 @@ Every one takes an optional ?key=K that /__hits counts.
   /fault/status?code=N[&n=K&key=X] (n/key: 200 + session after K failures)
   /fault/status?code=N       status N (200..599) with an API-shaped JSON
                              error body (no body for 204 and 304).
+  /fault/trickle[?ms=N&bytes=B]  200 with Content-Length; the first B body
+                             bytes (default all) sent one byte every N ms
+                             (default 100), then the rest.
+  /fault/gzip-only           406 unless Accept-Encoding allows gzip; then the
+                             session, gzip-compressed.
+  /fault/raw?head=NAME       a hand-written hostile response (faults.lua's
+                             HOSTILE_HEADS: status-2000, status-none,
+                             length-same, length-differ, chunk-size-bad,
+                             chunk-size-huge, header-1mb, reason-200kb,
+                             header-repeats, header-garbage, gzip-trailing,
+                             gzip-truncated), then the connection closes.
+  /fault/drop-next           200 + the session, keep-alive; the next request
+                             on the same connection is dropped unanswered.
+  /fault/own-retry-after?key=K[&retry_after=S]
+                             first request for K: 429 + "Retry-After: S";
+                             then 200 + the session.
+  /fault/echo-auth           401 whose message echoes the Authorization header.
+  /fault/echo-html           502 HTML page listing the request headers.
+  /fault/ctl-message         500 whose JSON message has CR, LF and ESC.
+  /fault/ok                  200 + the session.
+  /fault/by-id/session/<id>  the route and arguments named by the id
+                             ("delay?ms=300" is /fault/delay?ms=300), the
+                             session served carrying that id: the fault
+                             routes through session.get and get_many.
 Unknown paths: 404 "Cannot METHOD /path".
 ]]
 
@@ -325,6 +349,7 @@ function _M.handle()
   local q = str_find(uri, "?", 1, true)
   local path = q and str_sub(uri, 1, q - 1) or uri
 
+  require("faults").drop_marked()
   if path == "/session" or str_sub(path, 1, 9) == "/session/" then
     record(method)
     return session_route(method, path)

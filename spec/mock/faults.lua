@@ -22,7 +22,11 @@ local HTTP_SIGNATURE = 0x50545448   -- "HTTP", first field of ngx_http_request_t
 
 local _M = {}
 
+-- The session a fault route serves: the seeded one, or -- for a
+-- /fault/by-id/session/<id> request -- the same document with that id.
 local function session_json()
+  local id = ngx.ctx.by_id
+  if id then return store.with_id(store.template, id) end
   return store.get(store.DEFAULT_ID) or store.with_id(store.template, store.DEFAULT_ID)
 end
 
@@ -282,6 +286,164 @@ local function f_status(app, args)
   return app.send_error(code)
 end
 
+
+-- A body of `bytes` bytes (default: the whole session) sent one byte every
+-- ms milliseconds, with its Content-Length.
+local function f_trickle(app, args)
+  local ms = int_arg(args, "ms", 100, 0, 60000)
+  local body = session_json()
+  local n = int_arg(args, "bytes", #body, 1, #body)
+  ngx.status = 200
+  ngx.header["Content-Type"] = "application/json"
+  ngx.header["Content-Length"] = #body
+  for i = 1, n do
+    ngx.print(str_sub(body, i, i))
+    ngx.flush(true)
+    ngx.sleep(ms / 1000)
+  end
+  ngx.print(str_sub(body, n + 1))
+  return ngx.exit(ngx.HTTP_OK)
+end
+
+-- 406 unless the request accepts gzip; then the session gzip-compressed.
+local function f_gzip_only(app)
+  local accepts_gzip = false
+  local ae = ngx_req.get_headers(200)["accept-encoding"]
+  if type(ae) == "table" then ae = table.concat(ae, ",") end
+  for item in string.gmatch(str_lower(ae or ""), "[^,]+") do
+    local name = item:match("^%s*([^;%s]+)")
+    local q = tonumber(item:match(";%s*q%s*=%s*([%d.]+)") or "1")
+    if name == "gzip" and q > 0 then accepts_gzip = true end
+  end
+  if not accepts_gzip then return app.send_error(406, "this route insists on gzip") end
+  return app.send(200, "application/json", require("zlib").gzip(session_json()),
+                  { ["Content-Encoding"] = "gzip", ["Vary"] = "Accept-Encoding" })
+end
+
+-- A raw response head written by hand: ?head=NAME picks one of these.
+local HOSTILE_HEADS = {
+  -- a status code of four digits
+  ["status-2000"] = function() return "HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\n{}" end,
+  -- no status code at all
+  ["status-none"] = function() return "HTTP/1.1 OK\r\nContent-Length: 2\r\n\r\n{}" end,
+  -- two Content-Length headers that agree, keep-alive: must be accepted
+  ["length-same"] = function(body)
+    return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body ..
+           "\r\nContent-Length: " .. #body .. "\r\n\r\n" .. body
+  end,
+  -- two that disagree: must be refused
+  ["length-differ"] = function(body)
+    return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body ..
+           "\r\nContent-Length: " .. (#body + 10) .. "\r\n\r\n" .. body
+  end,
+  -- a chunk size that is not hex
+  ["chunk-size-bad"] = function()
+    return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" ..
+           "2\r\n{}\r\nnot-hex\r\n"
+  end,
+  -- a chunk size too large for any number
+  ["chunk-size-huge"] = function()
+    return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" ..
+           "ffffffffffffffffffffffff\r\n{}"
+  end,
+  -- a header section of 1 MB in one line
+  ["header-1mb"] = function()
+    return "HTTP/1.1 200 OK\r\nX-Big: " .. str_rep("a", 1024 * 1024) .. "\r\nContent-Length: 2\r\n\r\n{}"
+  end,
+  -- a reason phrase of 200 KB
+  ["reason-200kb"] = function()
+    return "HTTP/1.1 200 " .. str_rep("r", 200 * 1024) .. "\r\nContent-Length: 2\r\n\r\n{}"
+  end,
+  -- 20,000 repeats of one header (400 KB)
+  ["header-repeats"] = function()
+    return "HTTP/1.1 200 OK\r\n" .. str_rep("X-Rep: abcdefghijklm\r\n", 20000) .. "Content-Length: 2\r\n\r\n{}"
+  end,
+  -- a header line without a colon
+  ["header-garbage"] = function()
+    return "HTTP/1.1 200 OK\r\nthis is not a header\r\nContent-Length: 2\r\n\r\n{}"
+  end,
+  -- gzip followed by garbage
+  ["gzip-trailing"] = function(body)
+    local z = require("zlib").gzip(body) .. "GARBAGE"
+    return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: " ..
+           #z .. "\r\n\r\n" .. z
+  end,
+  -- a gzip stream cut short (Content-Length matches what is sent)
+  ["gzip-truncated"] = function(body)
+    local z = require("zlib").gzip(body)
+    z = str_sub(z, 1, floor(#z / 2))
+    return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: " ..
+           #z .. "\r\n\r\n" .. z
+  end,
+}
+
+-- The whole response as raw bytes, then the connection closes.  The
+-- header section is sent in pieces so the big ones stream.
+local function f_raw(app, args)
+  local make = HOSTILE_HEADS[args.head or ""]
+  if not make then return app.send_error(400, "unknown head") end
+  local data = make(session_json())
+  ngx_req.read_body()
+  local sock = ngx_req.socket(true)
+  if not sock then return ngx.exit(500) end
+  for i = 1, #data, 65536 do
+    local ok = sock:send(str_sub(data, i, i + 65535))
+    if not ok then break end
+  end
+  ngx.sleep(0.05)
+  return close_connection()
+end
+
+-- An ordinary 200 on a kept-alive connection; the next request that
+-- arrives on the same connection is dropped without an answer (as a
+-- server closing an idle connection just as it is reused).
+local function f_drop_next(app)
+  ngx_shared.state:set("drop:" .. ngx.var.connection, true, 60)
+  return app.send_json(200, session_json())
+end
+
+--- Called first for every request: drop it if its connection was marked.
+function _M.drop_marked()
+  local key = "drop:" .. ngx.var.connection
+  if ngx_shared.state:get(key) then
+    ngx_shared.state:delete(key)
+    return ngx.exit(444)
+  end
+end
+
+-- 429 with a Retry-After of its own (?retry_after=S, default 1) the first
+-- time ?key= is seen, then the session: concurrent callers each see
+-- their own wait and their own body.
+local function f_own_retry_after(app, args)
+  local key = type(args.key) == "string" and args.key or "default"
+  if ngx_shared.state:add("own:" .. key, true) then
+    return app.send_error(429, nil, { ["Retry-After"] = tostring(int_arg(args, "retry_after", 1, 0, 86400)) })
+  end
+  return app.send_json(200, session_json())
+end
+
+-- A 401 whose message echoes the request's Authorization header, as some
+-- gateways do.
+local function f_echo_auth(app)
+  local auth = ngx_req.get_headers(200).authorization or ""
+  return app.send_error(401, "Invalid key: " .. tostring(auth))
+end
+
+-- A proxy's HTML 502 page that prints the request headers back.
+local function f_echo_html(app)
+  local lines = { "<html><body><h1>502 Bad Gateway</h1><pre>" }
+  for k, v in pairs(ngx_req.get_headers(200)) do
+    lines[#lines + 1] = k .. ": " .. (type(v) == "table" and table.concat(v, ", ") or v)
+  end
+  lines[#lines + 1] = "</pre></body></html>"
+  return app.send(502, "text/html", table.concat(lines, "\n"))
+end
+
+-- An API error whose message carries control characters (CR, LF, ESC).
+local function f_ctl_message(app)
+  return app.send_json(500, '{"message":"line one\\r\\nFAKE: log line\\u001b[31m red","error":"x","statusCode":500}')
+end
+
 local routes = {
   ["/fault/reset"] = f_reset,
   ["/fault/stall"] = f_stall,
@@ -300,14 +462,39 @@ local routes = {
   ["/fault/big"] = f_big,
   ["/fault/delay"] = f_delay,
   ["/fault/status"] = f_status,
+  ["/fault/trickle"] = f_trickle,
+  ["/fault/gzip-only"] = f_gzip_only,
+  ["/fault/raw"] = f_raw,
+  ["/fault/drop-next"] = f_drop_next,
+  ["/fault/own-retry-after"] = f_own_retry_after,
+  ["/fault/echo-auth"] = f_echo_auth,
+  ["/fault/echo-html"] = f_echo_html,
+  ["/fault/ctl-message"] = f_ctl_message,
+  ["/fault/ok"] = function(app) return app.send_json(200, session_json()) end,
 }
 
+-- /fault/by-id/session/<id>: the id (one percent-encoded segment) names
+-- the route and its arguments, "delay?ms=300" for /fault/delay?ms=300, and
+-- the session served carries the id -- so session.get and get_many can
+-- reach every fault route, with a body of their own per id.
+local function by_id(path)
+  local raw = path:match("^/fault/by%-id/session/([^/]+)$")
+  if not raw then return nil end
+  local id = ngx.unescape_uri(raw)
+  local route, query = id:match("^([^?]*)%??(.*)$")
+  ngx.ctx.by_id = id
+  return "/fault/" .. route, ngx.decode_args(query or "", 100)
+end
+
 function _M.handle(app, method, path)
+  local args
+  local routed, routed_args = by_id(path)
+  if routed then path, args = routed, routed_args end
   local f = routes[path]
   if not f then
     return app.send_error(404, "Cannot " .. method .. " " .. path)
   end
-  local args = ngx_req.get_uri_args()
+  args = args or ngx_req.get_uri_args()
   if type(args.key) == "string" then
     ngx_shared.state:incr("hits:" .. args.key, 1, 0)
   end
