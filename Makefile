@@ -78,6 +78,10 @@ RUN_ENV    = LUA_PATH="$(SPEC_LUA_PATH)" LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"
 
 .PHONY: all deps install uninstall test demo clean sanitize valgrind fuzz
 
+# Specs tagged #hosts run inside programs that embed Lua, installed only by
+# `make test-hosts` (see there); every other target leaves them out.
+NO_HOSTS  := --exclude-tags=hosts
+
 all: $(CORE) $(CURLMOD)
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS)
@@ -107,7 +111,7 @@ uninstall:
 
 test: deps
 	@$(MAKE) -s --no-print-directory all
-	@$(RUN_ENV) LUA_BIN=$(LUA_BIN) bash scripts/with-mock.sh bash scripts/run-specs.sh $(LUA_BIN)
+	@$(RUN_ENV) LUA_BIN=$(LUA_BIN) bash scripts/with-mock.sh bash scripts/run-specs.sh $(LUA_BIN) $(NO_HOSTS)
 
 demo: deps
 	@$(MAKE) -s --no-print-directory all
@@ -160,7 +164,7 @@ sanitize:
 	@rc=0; \
 	LUA_PATH="$(SPEC_LUA_PATH)" LUA_CPATH="$(CURDIR)/$(SAN_BUILD)/?.so;;" LUA_BIN=$(CURDIR)/$(SAN_BIN)/lua5.4 \
 	  bash scripts/with-mock.sh env $(SAN_ENV) \
-	  bash scripts/run-specs.sh $(CURDIR)/$(SAN_BIN)/lua5.4 || rc=$$?; \
+	  bash scripts/run-specs.sh $(CURDIR)/$(SAN_BIN)/lua5.4 $(NO_HOSTS) || rc=$$?; \
 	n=0; for f in $(SAN_REPORTS)/*; do \
 	  [ -f "$$f" ] || continue; n=$$((n + 1)); echo "=== $$f"; cat "$$f"; done; \
 	echo "sanitize: $$n sanitizer report(s) (ASan/UBSan/LSan), specs exit status $$rc"; \
@@ -192,7 +196,7 @@ valgrind:
 	@chmod +x $(VG_DIR)/lua5.4-memcheck
 	@rc=0; \
 	$(RUN_ENV) LUA_BIN=$(CURDIR)/$(VG_DIR)/lua5.4-memcheck \
-	  bash scripts/with-mock.sh bash scripts/run-specs.sh $(CURDIR)/$(VG_DIR)/lua5.4-memcheck --exclude-tags=slow \
+	  bash scripts/with-mock.sh bash scripts/run-specs.sh $(CURDIR)/$(VG_DIR)/lua5.4-memcheck --exclude-tags=slow,hosts \
 	  || rc=$$?; \
 	procs=0; bad=0; \
 	for f in $(VG_DIR)/logs/*.log; do \
@@ -250,7 +254,7 @@ test-all:
 	  $(MAKE) -s --no-print-directory $$flavour all || { rc=1; continue; }; \
 	  tag=$$([ $$bin = luajit ] && echo luajit || echo $$bin); \
 	  out=$$(LUA_PATH="$(SPEC_LUA_PATH)" LUA_CPATH="$(CURDIR)/build/$$tag/?.so;;" LUA_BIN=$$bin \
-	    bash scripts/with-mock.sh bash scripts/run-specs.sh $$bin 2>&1) || rc=1; \
+	    bash scripts/with-mock.sh bash scripts/run-specs.sh $$bin $(NO_HOSTS) 2>&1) || rc=1; \
 	  echo "$$out" | tail -n 25; \
 	  line=$$(echo "$$out" | tail -n 1); \
 	  echo "test-all: $$bin: $$line"; \
@@ -261,3 +265,21 @@ test-all:
 
 bench: all
 	@bash bench/run.sh
+
+# --- make test-hosts --------------------------------------------------------
+# The specs tagged #hosts: the client inside the real programs that embed
+# Lua, each installed here through DEPS_EXTRA, run against the mock API
+# under Lua 5.4 (the specs start the hosts themselves):
+#   HAProxy 2.6 (its Lua is 5.3: the C core is built for it too,
+#   build/lua5.3)                                   spec/haproxy_spec.lua
+# The other hosts (Neovim, luv, cqueues, the C host) add their packages to
+# HOSTS_DEPS and their specs, tagged #hosts, beside these.
+HOSTS_DEPS := haproxy lua5.3 liblua5.3-dev
+
+.PHONY: test-hosts
+
+test-hosts:
+	@DEPS_EXTRA="$(HOSTS_DEPS)" bash scripts/deps.sh
+	@$(MAKE) -s --no-print-directory all
+	@$(MAKE) -s --no-print-directory LUA_VERSION=5.3 all
+	@$(RUN_ENV) LUA_BIN=$(LUA_BIN) bash scripts/with-mock.sh bash scripts/run-specs.sh $(LUA_BIN) --tags=hosts

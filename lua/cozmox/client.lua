@@ -69,10 +69,15 @@ local function default_sleep(seconds)
     return core.sleep(seconds)
 end
 
---- The transport for this call: the custom function's, curl's, or (inside
---  nginx, in a phase where cosockets work) the cosocket one.  "nginx"
---  where cosockets are unavailable is a config error.
+--- The transport for this call: the loop adapter's own (made once), the
+--  custom function's, curl's, or (inside nginx, in a phase where
+--  cosockets work) the cosocket one.  "nginx" where cosockets are
+--  unavailable is a config error.
 local function transport_for(st)
+    if st.s.loop and st.s.loop.transport then
+        st.loop = st.loop or st.s.loop.transport(st.s, st.secret())
+        return st.loop
+    end
     local choice = st.s.transport
     if type(choice) == "function" then return st.custom end
     if choice == "curl" or (choice == "auto" and not nginx_can_yield()) then
@@ -416,6 +421,7 @@ function Client:close()
     if st.curl then st.curl:close() end
     if st.nginx then st.nginx:close() end
     if st.custom then st.custom:close() end
+    if st.loop then st.loop:close() end
 end
 
 Client.__close = Client.close
@@ -447,7 +453,7 @@ function _M.new(opts, level)
         insecure_warned = true
         io_stderr:write("cozmox: WARNING: TLS certificate verification is disabled (insecure = true)\n")
     end
-    s.sleep = s.sleep or default_sleep
+    s.sleep = s.sleep or (s.loop and s.loop.sleep) or default_sleep
     s.ua_product = (s.user_agent and (s.user_agent .. " ") or "") .. "cozmox-lua/" .. _M.VERSION
     s.ua_runtime = RUNTIME
     local token = s.token

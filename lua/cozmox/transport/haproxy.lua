@@ -1,0 +1,291 @@
+--- cozmox.transport.haproxy: HTTP through HAProxy's own client,
+--  core.httpclient() (HAProxy 2.6+), for Lua running inside HAProxy (see
+--  cozmox.transport for the contract; cozmox.loop.haproxy() makes it).
+--
+-- Why core.httpclient() and not core.tcp(): HAProxy's Lua sockets cannot
+-- verify a TLS certificate (connect_ssl is "verify none") and cannot
+-- resolve a host name; the httpclient verifies the chain against
+-- httpclient.ssl.ca-file (the system CAs by default) and the name against
+-- the Host (sent as SNI), and resolves names through HAProxy's resolvers.
+-- An API token must not travel over an unverified connection, so this
+-- is the only choice that is safe for https://.
+--
+-- How a request runs without blocking: it is a job run by its own HAProxy
+-- task (core.register_task), which calls the httpclient and keeps the
+-- answer in the job.  The caller -- a service, an action or a task --
+-- polls its jobs with core.msleep (1 ms, then doubling up to 10 ms),
+-- which yields: the thread serves everything else meanwhile.  A job not
+-- done at its request's deadline is a "timeout" at once, whatever the
+-- server does (trickling, stalling, a connect that hangs): the deadline
+-- bounds the whole request.  The abandoned job ends in the background.
+--
+-- What the httpclient hands back -- status, headers, the whole body --
+-- goes to the response sink like every transport's bytes (gzip and
+-- deflate are asked for and undone there; the limits apply there).  It
+-- reports no failure as such: when no usable answer came, HAProxy
+-- answers itself with one of its 502/503/504 pages (or an empty 503 for
+-- a name it could not resolve).  Those are recognised -- they carry no
+-- Date header, which every origin server sends, and HAProxy's own text --
+-- and become the failures curl would report.  A body shorter than its
+-- Content-Length is a "network" failure (code 18).
+--
+-- What HAProxy 2.6 cannot do, and what happens then (see the README):
+--   * PATCH (the httpclient has GET, HEAD, PUT, POST, DELETE): "config".
+--   * ca_file, ca_path, insecure, proxy per client: "config" -- TLS is
+--     set for the whole process in haproxy.cfg's global section
+--     (httpclient.ssl.ca-file, httpclient.ssl.verify).
+--   * Why a connection failed: refused, unreachable, or a certificate
+--     that was not trusted all give the same 503 page (HAProxy's log line
+--     for the <HTTPCLIENT> proxy says which).
+--   * A chunked body cut short is not told apart from a whole one: it
+--     fails to decode instead ("decode").
+--   * The body is received whole before the sink sees it, so
+--     max_response_bytes bounds what is decoded, not what HAProxy buffers
+--     (tune.lua.maxmem bounds that).
+--   * HAProxy itself sends a request again (3 times) after a failed
+--     connect, a connection closed without an answer, or its server
+--     timeout.  The job's server timeout is therefore long -- the time left,
+--     and at least 5 minutes -- so that a slow POST is not sent twice.
+local core = require("cozmox.core")
+local transport = require("cozmox.transport")
+
+local type, tostring, tonumber, pairs, ipairs, setmetatable, pcall =
+    type, tostring, tonumber, pairs, ipairs, setmetatable, pcall
+local str_lower, str_find, str_format, str_match = string.lower, string.find, string.format, string.match
+local concat, math_min, math_max, math_ceil = table.concat, math.min, math.max, math.ceil
+local co_isyieldable = coroutine.isyieldable -- nil on Lua 5.1 (HAProxy runs 5.3+)
+local new_sink, now = core.sink, core.now
+local failure, parse_url, split_header = transport.failure, transport.parse_url, transport.split_header
+
+local _M = {}
+
+-- HTTP method -> the httpclient's method of that name.
+local METHODS = { GET = "get", HEAD = "head", PUT = "put", POST = "post", DELETE = "delete" }
+
+local POLL_FIRST_MS, POLL_MAX_MS = 1, 10
+-- The httpclient's server timeout for a job: the time left, at least this.
+local SERVER_TIMEOUT_MIN_MS = 300000
+
+-- Settings the httpclient can only take from haproxy.cfg.
+local GLOBAL_ONLY = {
+    { "ca_file", "httpclient.ssl.ca-file <file>" },
+    { "ca_path", "httpclient.ssl.ca-file <file>" },
+    { "insecure", "httpclient.ssl.verify none" },
+    { "proxy", "nothing: HAProxy 2.6's httpclient cannot use a proxy" },
+}
+
+local Haproxy = {}
+Haproxy.__index = Haproxy
+
+local secrets = setmetatable({}, { __mode = "k" })
+
+--- new(s, secret, hap): hap is HAProxy's `core` table.
+function _M.new(s, secret, hap)
+    local ok, info = pcall(hap.get_info)
+    local version = ok and type(info) == "table" and info.Version
+    local t = setmetatable({ hap = hap, s = s, user_agent = transport.user_agent(s,
+        type(version) == "string" and ("HAProxy/" .. str_match(version, "^[%w.]+")) or "HAProxy") }, Haproxy)
+    for _, pair in ipairs(GLOBAL_ONLY) do
+        local name, instead = pair[1], pair[2]
+        if s[name] ~= nil and s[name] ~= false then
+            t.unsupported = "option '" .. name .. "' cannot be applied per client inside HAProxy; "
+                .. "set it in haproxy.cfg's global section instead: " .. instead
+            break
+        end
+    end
+    secrets[t] = secret and str_match(secret.auth, "^Authorization: (.*)$")
+    return t
+end
+
+-- ------------------------------------------------------------ request
+
+-- The httpclient's request table: url, headers ({ name = { values } }),
+-- body, timeout (its "timeout server", ms).
+function Haproxy:request_table(req)
+    local auth = secrets[self]
+    local h = { accept = { "application/json" }, ["user-agent"] = { self.user_agent },
+        ["accept-encoding"] = { "gzip, deflate" } }
+    if auth and not req.no_auth then h.authorization = { auth } end
+    for _, line in ipairs(req.headers or {}) do
+        local name, value = split_header(line)
+        name = str_lower(name)
+        local list = h[name] or {}
+        list[#list + 1] = value
+        h[name] = list
+    end
+    local body = req.body
+    if body then
+        h["content-type"] = { "application/json" }
+        h["content-length"] = { tostring(#body) }
+    elseif req.method ~= "GET" and req.method ~= "HEAD" then
+        h["content-length"] = { "0" }
+    end
+    local left_ms = math_ceil((req.deadline - now()) * 1000)
+    return { url = req.url, headers = h, body = body, timeout = math_max(left_ms, SERVER_TIMEOUT_MIN_MS) }
+end
+
+-- A failure for a request this transport cannot send, or nil.
+function Haproxy:refusal(req)
+    if self.unsupported then return failure("config", self.unsupported, 4) end
+    if not METHODS[req.method] then
+        return failure("config", "HAProxy's httpclient cannot send " .. tostring(req.method)
+            .. " requests (it has GET, HEAD, PUT, POST and DELETE)", 4)
+    end
+    if not parse_url(req.url) then
+        return failure("config", "unsupported URL: only http:// and https:// are allowed", 1)
+    end
+    if co_isyieldable and not co_isyieldable() then
+        return failure("config", "cannot wait here: inside HAProxy the client works in services, actions "
+            .. "and tasks (core.register_service, core.register_action, core.register_task), not while "
+            .. "a file is loaded", 4)
+    end
+    return nil
+end
+
+-- Start req as a job in its own task; the task fills the job in.
+function Haproxy:start(req)
+    local hap, args = self.hap, self:request_table(req)
+    local method = METHODS[req.method]
+    local job = { t0 = now() }
+    hap.register_task(function()
+        local ok, res = pcall(function()
+            local hc = hap.httpclient()
+            return hc[method](hc, args)
+        end)
+        job.ok, job.res, job.t1, job.done = ok, res, now(), true
+    end)
+    return job
+end
+
+-- ------------------------------------------------------------ response
+
+-- The httpclient's headers, { name = { [0] = v1, [1] = v2 } } (HAProxy
+-- 2.6 counts from 0), as the contract's { name = "v1, v2" }.
+local function joined_headers(hh)
+    local out = {}
+    if type(hh) ~= "table" then return out end
+    for name, values in pairs(hh) do
+        if type(name) == "string" and type(values) == "table" then
+            local parts, i = {}, values[0] ~= nil and 0 or 1
+            while values[i] ~= nil do
+                parts[#parts + 1] = tostring(values[i])
+                i = i + 1
+            end
+            out[str_lower(name)] = concat(parts, ", ")
+        end
+    end
+    return out
+end
+
+-- HAProxy's own pages (its defaults), by status: what they mean, the kind
+-- and curl's code for it.
+local OWN_PAGES = {
+    [502] = { "the server sent an invalid or incomplete response", "network", 8 },
+    [503] = { "could not connect", "network", 7 },
+    [504] = { "the server did not answer within HAProxy's server timeout", "timeout", 28 },
+}
+
+-- The failure an answer HAProxy wrote itself stands for, or nil when the
+-- answer came from the server.
+local function own_answer(status, h, body, url)
+    if h.date ~= nil or h.server ~= nil then return nil end
+    local _, host, port = parse_url(url)
+    local where = (str_find(host, ":", 1, true) and ("[" .. host .. "]") or host) .. ":" .. port
+    if status == 503 and body == "" then
+        return failure("network", "could not resolve " .. host .. " (HAProxy resolves names only through "
+            .. "its resolvers section -- httpclient.resolvers.id, \"default\" unless set -- and only by DNS)", 6)
+    end
+    local page = OWN_PAGES[status]
+    if not page or not str_find(body, "^<html><body><h1>" .. status .. " ") then return nil end
+    local what = page[1]
+    if status == 503 then
+        what = what .. " to " .. where .. " (connection refused or unreachable"
+            .. (str_find(url, "^[Hh][Tt][Tt][Pp][Ss]:") and ", or a TLS handshake that failed: a certificate "
+                .. "not trusted by httpclient.ssl.ca-file or not matching " .. host or "")
+            .. "; HAProxy's log line for <HTTPCLIENT> says which)"
+    end
+    return failure(page[2], "HAProxy's httpclient: " .. what, page[3])
+end
+
+function Haproxy:record(req, job, want_meta)
+    if not job.done then
+        return failure("timeout", "the timeout was reached before HAProxy's httpclient had the response", 28)
+    end
+    local res = job.res
+    if not job.ok or type(res) ~= "table" then
+        local msg = tostring(res)
+        if str_find(msg, "not enough memory", 1, true) then
+            return failure("memory", "HAProxy's httpclient: " .. msg, 27)
+        end
+        return failure("network", "HAProxy's httpclient failed: " .. msg, 7)
+    end
+    local status = tonumber(res.status)
+    local body = type(res.body) == "string" and res.body or ""
+    local h = joined_headers(res.headers)
+    if not status or status < 100 then
+        return failure("network", "HAProxy's httpclient got no response", 56)
+    end
+    local own = own_answer(status, h, body, req.url)
+    if own then return own end
+
+    local rec = { status = status, headers = h, code = 0, started = true }
+    local sink = new_sink(self.s.max_response_bytes, self.s.max_depth, self.s.json_big_integers)
+    sink:begin(status, h["content-encoding"])
+    local length = str_match(h["content-length"] or "", "^%s*(%d+)%s*$")
+    local short = req.method ~= "HEAD" and status ~= 204 and status ~= 304 and length and #body < tonumber(length)
+    if body ~= "" then sink:feed(body) end
+    if short then
+        rec.kind, rec.code = "network", 18
+        rec.message = str_format("body shorter than its Content-Length (%d of %s bytes)", #body, length)
+    end
+    sink:finish(rec, short and true or false)
+    if want_meta then
+        local total = job.t1 - job.t0
+        local _, host = parse_url(req.url)
+        rec.meta = { status = status, headers = h, http_version = "1.1", bytes = rec.bytes,
+            primary_ip = (str_match(host, "^[%d.]+$") or str_find(host, ":", 1, true)) and host or "",
+            redirects = 0, timings = { namelookup = 0, connect = 0, tls = 0, first_byte = total, total = total } }
+    end
+    return rec
+end
+
+-- ------------------------------------------------------------ perform
+
+-- At most `concurrency` jobs at once; the caller polls them with
+-- core.msleep until each is done or past its deadline.
+function Haproxy:perform_many(reqs, concurrency, want_meta)
+    local hap, n = self.hap, #reqs
+    local out, jobs, first, nexti, running = {}, {}, 1, 1, 0
+    local step = POLL_FIRST_MS
+    while true do
+        while running < concurrency and nexti <= n do
+            local req = reqs[nexti]
+            local refused = self:refusal(req)
+            if refused then out[nexti] = refused else
+                jobs[nexti] = self:start(req)
+                running = running + 1
+            end
+            nexti = nexti + 1
+        end
+        for i = first, nexti - 1 do
+            local job = jobs[i]
+            if job and (job.done or now() >= reqs[i].deadline) then
+                out[i], jobs[i], running = self:record(reqs[i], job, want_meta), nil, running - 1
+                step = POLL_FIRST_MS
+            end
+        end
+        while first < nexti and out[first] do first = first + 1 end
+        if running == 0 and nexti > n then return out end
+        hap.msleep(step)
+        step = math_min(step * 2, POLL_MAX_MS)
+    end
+end
+
+function Haproxy:perform(req, want_meta)
+    return self:perform_many({ req }, 1, want_meta)[1]
+end
+
+--- Jobs still running end in the background; nothing to release.
+function Haproxy.close() end
+
+return _M

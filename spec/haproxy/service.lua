@@ -1,0 +1,85 @@
+-- The HAProxy side of spec/haproxy_spec.lua: one client made while the
+-- file loads, used by a service, an action and a task.
+--
+--   GET /<anything>/<id>[?base=URL&timeout=S&retries=N&max_bytes=N]
+--     the session <id> through cozmox.new({ loop = cozmox.loop.haproxy() });
+--     without base: the shared client (base COZMOX_BASE_URL/fault/by-id);
+--     answers 200 with JSON: fetch()'s result (below) and "elapsed"
+--   /action/<id>   the same from an http-request action
+--   /task/         the result of the fetch made by a task at start-up
+local root = debug.getinfo(1, "S").source:match("^@(.*)/spec/haproxy/service%.lua$")
+package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+package.cpath = root .. "/build/lua5.3/?.so;" .. package.cpath
+
+local cozmox = require("cozmox")
+local now = require("cozmox.core").now
+
+-- The client code every host runs: a session, or what went wrong.
+local function fetch(client, id)
+    local s, err = client.session.get(id)
+    if not s then
+        return { ok = false, kind = err.kind, message = err.message, status = err.status,
+            code = err.curl_code, attempts = err.attempts }
+    end
+    return { ok = true, id = s.id, status = s.status, messages = #s.messages }
+end
+
+local shared = cozmox.new({ loop = cozmox.loop.haproxy(),
+    base_url = os.getenv("COZMOX_BASE_URL") .. "/fault/by-id", max_retries = 0 })
+
+local clients = {}
+local function client_for(args)
+    if not args.base then return shared end
+    local key = table.concat({ args.base, args.timeout or "", args.retries or "", args.max_bytes or "",
+        args.curl or "" }, " ")
+    clients[key] = clients[key] or cozmox.new({ base_url = args.base,
+        loop = not args.curl and cozmox.loop.haproxy() or nil, transport = args.curl and "curl" or nil,
+        timeout = tonumber(args.timeout), max_retries = tonumber(args.retries) or 0,
+        max_response_bytes = tonumber(args.max_bytes) })
+    return clients[key]
+end
+
+local function unescape(s)
+    return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- path, query string -> id, args
+local function parse(path, qs)
+    local args = {}
+    for k, v in (qs or ""):gmatch("([^&=]+)=([^&]*)") do args[unescape(k)] = unescape(v) end
+    return unescape(path:match("^/[^/]*/(.*)$") or ""), args
+end
+
+local function timed(id, args)
+    local t0 = now()
+    local result = fetch(client_for(args), id)
+    result.elapsed = now() - t0
+    return cozmox.json.encode(result)
+end
+
+core.register_service("cozmox_fetch", "http", function(applet)
+    local body = timed(parse(applet.path, applet.qs))
+    applet:set_status(200)
+    applet:add_header("content-type", "application/json")
+    applet:add_header("content-length", tostring(#body))
+    applet:start_response()
+    applet:send(body)
+end)
+
+core.register_action("cozmox_fetch", { "http-req" }, function(txn)
+    txn:set_var("txn.cozmox", timed(parse(txn.sf:path(), txn.sf:query())))
+end)
+
+local from_task
+core.register_task(function()
+    from_task = timed("delay?ms=200", {})
+end)
+
+core.register_service("cozmox_task", "http", function(applet)
+    while not from_task do core.msleep(10) end
+    applet:set_status(200)
+    applet:add_header("content-type", "application/json")
+    applet:add_header("content-length", tostring(#from_task))
+    applet:start_response()
+    applet:send(from_task)
+end)
