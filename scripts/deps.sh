@@ -8,6 +8,10 @@
 #
 #   DEPS_EXTRA="clang valgrind" bash scripts/deps.sh   # add more packages
 #
+# The Makefile's targets add theirs that way: make sanitize, valgrind,
+# fuzz, test-all, and test-hosts (the programs that embed Lua: haproxy,
+# which runs Lua 5.3, so lua5.3 and liblua5.3-dev too).
+#
 # Never add the package `luajit`: it conflicts with nginx's libluajit2
 # (the LuaJIT interpreter package compatible with it is `luajit2`).
 set -euo pipefail

@@ -359,6 +359,47 @@ describe("inside HAProxy (lua-load-per-thread, nbthread 4) #hosts", function()
     end)
 end)
 
+describe("the README's HAProxy example #hosts", function()
+    local server
+
+    setup(function()
+        make_pki()
+        local readme = util.read(root .. "/README.md")
+        local cfg = assert(readme:match("\n### HAProxy\n.-~~~haproxy\n(.-)~~~"), "no haproxy.cfg in the README")
+        local lua = assert(readme:match("\n### HAProxy\n.-~~~lua\n(%-%- /etc/haproxy/cozmox%.lua\n.-)~~~"),
+            "no HAProxy Lua file in the README")
+        local dir = pki .. "/readme"
+        assert(util.run("mkdir -p " .. q(dir)))
+        -- the module from this checkout instead of an installed one
+        local f = assert(io.open(dir .. "/cozmox.lua", "w"))
+        f:write(("package.path = %q .. package.path\npackage.cpath = %q .. package.cpath\n"):format(
+            root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;", root .. "/build/lua5.3/?.so;"), lua)
+        f:close()
+        local n1, n2, n3
+        cfg, n1 = cfg:gsub("/etc/haproxy/cozmox%.lua", dir .. "/cozmox.lua")
+        cfg, n2 = cfg:gsub("bind :8080", "bind 127.0.0.1:@PORT@")
+        cfg, n3 = cfg:gsub("/etc/ssl/certs/ca%-certificates%.crt", mock.ca_file)
+        assert.same({ 1, 1, 1 }, { n1, n2, n3 })
+        f = assert(io.open(dir .. "/haproxy.cfg.in", "w"))
+        f:write(cfg)
+        f:close()
+        server = start(dir .. "/haproxy.cfg.in")
+    end)
+    teardown(function()
+        if server then server.stop() end
+    end)
+
+    it("runs as written: a session, or the error object's text", function()
+        local status, body = get(server.url, "/session/demo")
+        assert.equal(200, status, body)
+        assert.same({ id = "demo", status = "active" }, cjson.decode(body))
+        status, body = get(server.url, "/session/nope")
+        assert.equal(502, status)
+        assert.equal("cozmox: HTTP 404 Not Found: Session not found (GET /session/nope)", body)
+        assert_quiet_log(server)
+    end)
+end)
+
 describe("examples/haproxy #hosts", function()
     local server
 

@@ -1,5 +1,7 @@
 -- The README's Lua examples run as written, against the mock API, and
--- print what their "--> ..." comments say.
+-- print what their "--> ..." comments say.  (Examples for a host that
+-- embeds Lua are fenced with ~~~ and run inside that host by its spec:
+-- spec/haproxy_spec.lua.)
 local util = require("support.util")
 
 local readme = util.read(util.spec_dir .. "/../README.md")

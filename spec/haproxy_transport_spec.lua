@@ -1,0 +1,309 @@
+-- cozmox.transport.haproxy and cozmox.loop.haproxy against a fake of
+-- HAProxy's `core` (what the httpclient answers is scripted), so that every
+-- rule -- the request it builds, the answers HAProxy writes itself, the
+-- deadline, the refusals -- is pinned on every Lua here; spec/haproxy_spec.lua
+-- runs the same code inside the real HAProxy.
+local cozmox = require("cozmox")
+local transport = require("cozmox.transport.haproxy")
+local options = require("cozmox.options")
+local util = require("support.util")
+local socket = require("socket")
+local now = require("cozmox.core").now
+
+-- A fake HAProxy core.  answer(method, args) runs in the task: it returns
+-- the httpclient's response table, may call wait() to take one poll
+-- round, raise, or never return (wait forever).
+local function fake(answer)
+    local hap = { tasks = {}, calls = {}, slept = {}, in_flight = 0, max_in_flight = 0 }
+    function hap.get_info() return { Version = "2.6.12-1+deb12u4" } end
+    function hap.register_task(fn)
+        hap.tasks[#hap.tasks + 1] = coroutine.create(fn)
+    end
+    local function client_method(method)
+        return function(_, args)
+            hap.calls[#hap.calls + 1] = { method = method, args = args }
+            hap.in_flight = hap.in_flight + 1
+            hap.max_in_flight = math.max(hap.max_in_flight, hap.in_flight)
+            local ok, res = pcall(answer, method, args, coroutine.yield)
+            hap.in_flight = hap.in_flight - 1
+            if not ok then error(res, 0) end
+            return res
+        end
+    end
+    function hap.httpclient()
+        local hc = {}
+        for _, m in ipairs({ "get", "head", "put", "post", "delete" }) do hc[m] = client_method(m) end
+        return hc
+    end
+    -- One scheduler round: every task runs until it waits or ends.
+    function hap.msleep(ms)
+        hap.slept[#hap.slept + 1] = ms
+        local live = {}
+        for _, co in ipairs(hap.tasks) do
+            assert(coroutine.resume(co))
+            if coroutine.status(co) ~= "dead" then live[#live + 1] = co end
+        end
+        hap.tasks = live
+        socket.sleep(ms / 1000)
+    end
+    return hap
+end
+
+local function settings(extra)
+    local opts = { token = "tok", base_url = "http://127.0.0.1:9" }
+    for k, v in pairs(extra or {}) do opts[k] = v end
+    local s = options.resolve(opts)
+    s.ua_product, s.ua_runtime = "cozmox-lua/test", "Lua"
+    return s
+end
+
+local function secret() return { auth = "Authorization: Bearer tok" } end
+
+local function request(extra)
+    local req = { method = "GET", url = "http://127.0.0.1:9/session/x", timeout = 5, deadline = now() + 5,
+        connect_timeout = 5 }
+    for k, v in pairs(extra or {}) do req[k] = v end
+    return req
+end
+
+-- Run f inside a coroutine, as HAProxy runs services, actions and tasks;
+-- its first two results.
+local function in_coroutine(f)
+    local co = coroutine.create(f)
+    local ok, a, b = coroutine.resume(co)
+    assert(ok, a)
+    assert.equal("dead", coroutine.status(co))
+    return a, b
+end
+
+local function perform(hap, req, s, want_meta)
+    local t = transport.new(s or settings(), secret(), hap)
+    return in_coroutine(function() return t:perform(req or request(), want_meta) end)
+end
+
+local SESSION = '{"id":"x","messages":[]}'
+
+local function ok_answer(body, headers)
+    return function()
+        return { status = 200, reason = "OK", body = body or SESSION,
+            headers = headers or { date = { [0] = "Tue, 01 Dec 2026 09:00:00 GMT" },
+                ["content-type"] = { [0] = "application/json" } } }
+    end
+end
+
+-- HAProxy 2.6's own pages (what its httpclient hands back without a server's answer).
+local function page(status, title, text)
+    local body = "<html><body><h1>" .. status .. " " .. title .. "</h1>\n" .. text .. "\n</body></html>\n"
+    return function()
+        return { status = status, reason = title, body = body, headers = { ["content-type"] = { [0] = "text/html" },
+            ["cache-control"] = { [0] = "no-cache" }, ["content-length"] = { [0] = tostring(#body) } } }
+    end
+end
+
+describe("cozmox.transport.haproxy (a fake HAProxy core)", function()
+    it("sends what the other transports send, through the httpclient method of that name", function()
+        local hap = fake(ok_answer())
+        local rec = perform(hap, request({ method = "POST", body = '{"a":1}', headers = { "X-Extra: 1" } }))
+        assert.equal(200, rec.status)
+        local call = hap.calls[1]
+        assert.equal("post", call.method)
+        assert.equal("http://127.0.0.1:9/session/x", call.args.url)
+        assert.equal('{"a":1}', call.args.body)
+        assert.same({
+            accept = { "application/json" }, ["user-agent"] = { "cozmox-lua/test HAProxy/2.6.12 Lua" },
+            ["accept-encoding"] = { "gzip, deflate" }, authorization = { "Bearer tok" },
+            ["content-type"] = { "application/json" }, ["content-length"] = { "7" }, ["x-extra"] = { "1" },
+        }, call.args.headers)
+        -- HAProxy's server timeout outlasts the deadline (ours bounds the call)
+        assert.is_true(call.args.timeout >= 300000)
+        assert.equal(math.floor(call.args.timeout), call.args.timeout)
+    end)
+
+    it("leaves Authorization out for a redirect to another origin, sends Content-Length: 0 without a body", function()
+        local hap = fake(ok_answer())
+        perform(hap, request({ method = "DELETE", no_auth = true }))
+        assert.equal("delete", hap.calls[1].method)
+        assert.is_nil(hap.calls[1].args.headers.authorization)
+        assert.same({ "0" }, hap.calls[1].args.headers["content-length"])
+        assert.is_nil(hap.calls[1].args.body)
+    end)
+
+    it("fills the result record: status, value, lower-case headers (repeats joined), bytes, meta", function()
+        local hap = fake(ok_answer(SESSION, { date = { [0] = "d" }, ["X-Two"] = { [0] = "a", [1] = "b" },
+            ["content-length"] = { [0] = tostring(#SESSION) } }))
+        local rec = perform(hap, request(), nil, true)
+        assert.same({ id = "x", messages = setmetatable({}, cozmox.array_mt) }, rec.value)
+        assert.equal("a, b", rec.headers["x-two"])
+        assert.equal(#SESSION, rec.bytes)
+        assert.is_nil(rec.kind)
+        assert.is_true(rec.started)
+        assert.equal(200, rec.meta.status)
+        assert.equal("127.0.0.1", rec.meta.primary_ip)
+        assert.is_true(rec.meta.timings.total >= 0)
+    end)
+
+    it("undoes gzip in the response sink and keeps max_response_bytes there", function()
+        local gz = util.run("printf '%s' '" .. SESSION .. "' | gzip -c")
+        local headers = { date = { [0] = "d" }, ["content-encoding"] = { [0] = "gzip" } }
+        local rec = perform(fake(ok_answer(gz, headers)))
+        assert.equal("x", rec.value.id)
+        local big = util.run("head -c 100000 /dev/zero | tr '\\0' ' ' | gzip -c")
+        rec = perform(fake(ok_answer(big, headers)), nil, settings({ max_response_bytes = 1000 }))
+        assert.equal("too_large", rec.kind)
+    end)
+
+    it("turns HAProxy's own answers into the failures curl would report", function()
+        local rec = perform(fake(page(503, "Service Unavailable", "No server is available to handle this request.")))
+        assert.same({ "network", 7, false }, { rec.kind, rec.code, rec.started })
+        assert.equal("HAProxy's httpclient: could not connect to 127.0.0.1:9 (connection refused or unreachable; "
+            .. "HAProxy's log line for <HTTPCLIENT> says which)", rec.message)
+        rec = perform(fake(page(503, "Service Unavailable", "No server is available to handle this request.")),
+            request({ url = "https://[::1]:8443/session/x" }))
+        assert.matches("could not connect to [::1]:8443 (connection refused or unreachable, or a TLS handshake "
+            .. "that failed: a certificate not trusted by httpclient.ssl.ca-file or not matching ::1;", rec.message, 1, true)
+        rec = perform(fake(page(502, "Bad Gateway", "The server returned an invalid or incomplete response.")))
+        assert.same({ "network", 8 }, { rec.kind, rec.code })
+        rec = perform(fake(page(504, "Gateway Time-out", "The server didn't respond in time.")))
+        assert.same({ "timeout", 28 }, { rec.kind, rec.code })
+        rec = perform(fake(function()
+            return { status = 503, reason = "Service Unavailable", body = "", headers = { ["content-length"] = { [0] = "0" } } }
+        end), request({ url = "http://api.example.invalid/session/x" }))
+        assert.same({ "network", 6 }, { rec.kind, rec.code })
+        assert.matches("could not resolve api.example.invalid", rec.message, 1, true)
+    end)
+
+    it("leaves a server's own 502/503 alone (it carries a Date header)", function()
+        local rec = perform(fake(function()
+            return { status = 503, body = '{"message":"busy"}', headers = { date = { [0] = "d" } } }
+        end))
+        assert.equal(503, rec.status)
+        assert.is_nil(rec.kind)
+        assert.equal("busy", rec.value.message)
+    end)
+
+    it("reports a body shorter than its Content-Length; HEAD and 204 have none", function()
+        local rec = perform(fake(ok_answer('{"id":', { date = { [0] = "d" }, ["content-length"] = { [0] = "100" } })))
+        assert.same({ "network", 18, true }, { rec.kind, rec.code, rec.started })
+        assert.equal("body shorter than its Content-Length (6 of 100 bytes)", rec.message)
+        rec = perform(fake(ok_answer("", { date = { [0] = "d" }, ["content-length"] = { [0] = "100" } })),
+            request({ method = "HEAD" }))
+        assert.same({ 200, 0 }, { rec.status, rec.bytes })
+        assert.is_nil(rec.kind)
+        rec = perform(fake(function()
+            return { status = 204, body = "", headers = { date = { [0] = "d" }, ["content-length"] = { [0] = "5" } } }
+        end))
+        assert.same({ 204, 0 }, { rec.status, rec.bytes })
+        assert.is_nil(rec.kind)
+    end)
+
+    it("ends a request at its deadline whatever the httpclient does", function()
+        local hap = fake(function(_, _, wait) while true do wait() end end)
+        local t0 = now()
+        local rec = perform(hap, request({ deadline = now() + 0.2, timeout = 0.2 }))
+        local dt = now() - t0
+        assert.same({ "timeout", 28, false }, { rec.kind, rec.code, rec.started })
+        assert.is_true(dt >= 0.2 and dt < 0.6, tostring(dt))
+        -- polled with msleep: 1 ms first, doubling to 10 ms
+        assert.same({ 1, 2, 4, 8, 10 }, { hap.slept[1], hap.slept[2], hap.slept[3], hap.slept[4], hap.slept[5] })
+    end)
+
+    it("turns an error raised by the httpclient into a failure record", function()
+        local rec = perform(fake(function() error("not enough memory", 0) end))
+        assert.same({ "memory", 27 }, { rec.kind, rec.code })
+        rec = perform(fake(function() error("httpclient: cannot start", 0) end))
+        assert.same({ "network", 7 }, { rec.kind, rec.code })
+        assert.equal("HAProxy's httpclient failed: httpclient: cannot start", rec.message)
+    end)
+
+    it("refuses what HAProxy 2.6's httpclient cannot do, as config failures", function()
+        local hap = fake(ok_answer())
+        local rec = perform(hap, request({ method = "PATCH" }))
+        assert.same({ "config", 4 }, { rec.kind, rec.code })
+        assert.equal("HAProxy's httpclient cannot send PATCH requests (it has GET, HEAD, PUT, POST and DELETE)",
+            rec.message)
+        for name, value in pairs({ ca_file = "/x.pem", ca_path = "/x", insecure = true, proxy = "http://p:1" }) do
+            rec = perform(hap, request(), settings({ [name] = value }))
+            assert.equal("config", rec.kind)
+            assert.matches("^option '" .. name .. "' cannot be applied per client inside HAProxy; set it in "
+                .. "haproxy.cfg's global section instead", rec.message)
+        end
+        assert.equal(0, #hap.calls)
+    end)
+
+    it("says where it cannot wait: outside a coroutine (Lua 5.3+, as when HAProxy loads a file)", function()
+        local t = transport.new(settings(), secret(), fake(ok_answer()))
+        local rec = t:perform(request())
+        if coroutine.isyieldable then
+            assert.equal("config", rec.kind)
+            assert.matches("^cannot wait here: inside HAProxy the client works in services, actions and tasks", rec.message)
+        else
+            -- Lua 5.1/5.2 cannot tell (HAProxy embeds 5.3 or later)
+            assert.equal(200, rec.status)
+        end
+    end)
+
+    it("runs perform_many with at most `concurrency` requests in flight", function()
+        local hap = fake(function(_, args, wait)
+            for _ = 1, 3 do wait() end
+            return { status = 200, body = '{"url":"' .. args.url .. '"}', headers = { date = { [0] = "d" } } }
+        end)
+        local t = transport.new(settings(), secret(), hap)
+        local reqs = {}
+        for i = 1, 7 do reqs[i] = request({ url = "http://127.0.0.1:9/session/" .. i }) end
+        local recs = in_coroutine(function() return t:perform_many(reqs, 3, false) end)
+        for i = 1, 7 do assert.equal("http://127.0.0.1:9/session/" .. i, recs[i].value.url) end
+        assert.equal(3, hap.max_in_flight)
+        assert.equal(7, #hap.calls)
+    end)
+end)
+
+describe("cozmox.loop.haproxy", function()
+    local saved = rawget(_G, "core")
+    after_each(function() rawset(_G, "core", saved) end)
+
+    it("raises outside HAProxy", function()
+        rawset(_G, "core", nil)
+        assert.has_error(function() cozmox.loop.haproxy() end, "cozmox.loop.haproxy: not running inside HAProxy "
+            .. "2.6 or later (its core.httpclient, core.register_task and core.msleep are needed)")
+    end)
+
+    it("is an adapter whose transport and sleep the client uses", function()
+        local busy = 0
+        local hap = fake(function()
+            busy = busy + 1
+            if busy <= 2 then
+                return { status = 503, body = '{"message":"busy"}', headers = { date = { [0] = "d" },
+                    ["retry-after"] = { [0] = "1" } } }
+            end
+            return { status = 200, body = SESSION, headers = { date = { [0] = "d" } } }
+        end)
+        rawset(_G, "core", hap)
+        local adapter = cozmox.loop.haproxy()
+        assert.equal("haproxy", adapter.name)
+        local c = cozmox.new({ loop = adapter, token = "tok", base_url = "http://127.0.0.1:9", max_retries = 2,
+            max_retry_wait = 0.25 })
+        local s, err = in_coroutine(function() return c.session.get("busy") end)
+        assert(s, tostring(err))
+        assert.equal("x", s.id)
+        assert.equal(3, #hap.calls)
+        -- the waits between attempts were core.msleep calls: Retry-After
+        -- (1 s) capped by max_retry_wait, beside the transport's polls
+        local waits = 0
+        for _, ms in ipairs(hap.slept) do
+            if ms > 10 then
+                assert.equal(250, ms)
+                waits = waits + 1
+            end
+        end
+        assert.equal(2, waits)
+        c:close()
+        c:close()
+    end)
+
+    it("is what the loop option takes; other tables are refused", function()
+        assert.has_error(function() cozmox.new({ loop = {} }) end, "bad argument #1 to 'new' (option 'loop' must be "
+            .. "a loop adapter (a table with a function 'wait' or 'transport', e.g. cozmox.loop.haproxy()))")
+        assert.has_error(function() cozmox.new({ loop = "haproxy" }) end,
+            "bad argument #1 to 'new' (option 'loop' must be a table, got string)")
+    end)
+end)
