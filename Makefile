@@ -4,6 +4,7 @@
 #   make LUA_VERSION=5.1|5.3     build for another Lua (LUA=luajit for LuaJIT)
 #   make install PREFIX=/tree    install into the standard Lua tree
 #   make test | make demo | make clean
+#   make test-hosts              the specs inside programs that embed Lua (HAProxy, ...)
 #
 # Memory safety (each installs what it needs through scripts/deps.sh):
 #   make sanitize                the whole suite against an ASan+UBSan core
@@ -71,6 +72,7 @@ CORE      := $(BUILD)/cozmox/core.so
 CURLMOD   := $(BUILD)/cozmox/curl.so
 LUA_SRCS  := $(wildcard lua/cozmox/*.lua)
 LUA_TRANSPORTS := $(wildcard lua/cozmox/transport/*.lua)
+LUA_LOOPS := $(wildcard lua/cozmox/loop/*.lua)
 
 # Where specs, examples and benchmarks find the in-tree modules.
 SPEC_LUA_PATH = $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
@@ -100,9 +102,10 @@ deps:
 	@bash scripts/deps.sh
 
 install: $(CORE) $(CURLMOD)
-	install -d $(DESTDIR)$(LUA_LMOD)/cozmox/transport $(DESTDIR)$(LUA_CMOD)/cozmox
+	install -d $(DESTDIR)$(LUA_LMOD)/cozmox/transport $(DESTDIR)$(LUA_LMOD)/cozmox/loop $(DESTDIR)$(LUA_CMOD)/cozmox
 	install -m 0644 $(LUA_SRCS) $(DESTDIR)$(LUA_LMOD)/cozmox/
 	install -m 0644 $(LUA_TRANSPORTS) $(DESTDIR)$(LUA_LMOD)/cozmox/transport/
+	install -m 0644 $(LUA_LOOPS) $(DESTDIR)$(LUA_LMOD)/cozmox/loop/
 	install -m 0755 $(CORE) $(DESTDIR)$(LUA_CMOD)/cozmox/core.so
 	install -m 0755 $(CURLMOD) $(DESTDIR)$(LUA_CMOD)/cozmox/curl.so
 
