@@ -10,24 +10,22 @@ local util = require("support.util")
 local socket = require("socket")
 local now = require("cozmox.core").now
 
--- A fake HAProxy core.  answer(method, args) runs in the task: it returns
--- the httpclient's response table, may call wait() to take one poll
--- round, raise, or never return (wait forever).
-local function fake(answer)
-    local hap = { tasks = {}, calls = {}, slept = {}, in_flight = 0, max_in_flight = 0 }
+-- A fake HAProxy core.  answer(method, args) is what the httpclient
+-- answers (a response table; it may raise).  A task runs `rounds`
+-- scheduler rounds (msleep calls) after it was registered, or never
+-- when rounds is "never" (no coroutine: Lua 5.1 cannot yield across the
+-- transport's pcall, which HAProxy's Lua 5.3 can).
+local function fake(answer, rounds)
+    local hap = { pending = {}, calls = {}, slept = {}, max_in_flight = 0 }
     function hap.get_info() return { Version = "2.6.12-1+deb12u4" } end
     function hap.register_task(fn)
-        hap.tasks[#hap.tasks + 1] = coroutine.create(fn)
+        hap.pending[#hap.pending + 1] = { fn = fn, rounds = rounds or 0 }
+        hap.max_in_flight = math.max(hap.max_in_flight, #hap.pending)
     end
     local function client_method(method)
         return function(_, args)
             hap.calls[#hap.calls + 1] = { method = method, args = args }
-            hap.in_flight = hap.in_flight + 1
-            hap.max_in_flight = math.max(hap.max_in_flight, hap.in_flight)
-            local ok, res = pcall(answer, method, args, coroutine.yield)
-            hap.in_flight = hap.in_flight - 1
-            if not ok then error(res, 0) end
-            return res
+            return answer(method, args)
         end
     end
     function hap.httpclient()
@@ -35,15 +33,19 @@ local function fake(answer)
         for _, m in ipairs({ "get", "head", "put", "post", "delete" }) do hc[m] = client_method(m) end
         return hc
     end
-    -- One scheduler round: every task runs until it waits or ends.
+    -- One scheduler round: the tasks whose turn it is run.
     function hap.msleep(ms)
         hap.slept[#hap.slept + 1] = ms
-        local live = {}
-        for _, co in ipairs(hap.tasks) do
-            assert(coroutine.resume(co))
-            if coroutine.status(co) ~= "dead" then live[#live + 1] = co end
+        local left = {}
+        for _, task in ipairs(hap.pending) do
+            if task.rounds == 0 then
+                task.fn()
+            else
+                if task.rounds ~= "never" then task.rounds = task.rounds - 1 end
+                left[#left + 1] = task
+            end
         end
-        hap.tasks = live
+        hap.pending = left
         socket.sleep(ms / 1000)
     end
     return hap
@@ -197,7 +199,7 @@ describe("cozmox.transport.haproxy (a fake HAProxy core)", function()
     end)
 
     it("ends a request at its deadline whatever the httpclient does", function()
-        local hap = fake(function(_, _, wait) while true do wait() end end)
+        local hap = fake(ok_answer(), "never")
         local t0 = now()
         local rec = perform(hap, request({ deadline = now() + 0.2, timeout = 0.2 }))
         local dt = now() - t0
@@ -243,10 +245,9 @@ describe("cozmox.transport.haproxy (a fake HAProxy core)", function()
     end)
 
     it("runs perform_many with at most `concurrency` requests in flight", function()
-        local hap = fake(function(_, args, wait)
-            for _ = 1, 3 do wait() end
+        local hap = fake(function(_, args)
             return { status = 200, body = '{"url":"' .. args.url .. '"}', headers = { date = { [0] = "d" } } }
-        end)
+        end, 3)
         local t = transport.new(settings(), secret(), hap)
         local reqs = {}
         for i = 1, 7 do reqs[i] = request({ url = "http://127.0.0.1:9/session/" .. i }) end

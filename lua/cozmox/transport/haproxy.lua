@@ -68,8 +68,8 @@ local SERVER_TIMEOUT_MIN_MS = 300000
 
 -- Settings the httpclient can only take from haproxy.cfg.
 local GLOBAL_ONLY = {
-    { "ca_file", "httpclient.ssl.ca-file <file>" },
-    { "ca_path", "httpclient.ssl.ca-file <file>" },
+    { "ca_file", "httpclient.ssl.ca-file <bundle file>" },
+    { "ca_path", "httpclient.ssl.ca-file <bundle file>" },
     { "insecure", "httpclient.ssl.verify none" },
     { "proxy", "nothing: HAProxy 2.6's httpclient cannot use a proxy" },
 }
@@ -106,12 +106,9 @@ function Haproxy:request_table(req)
     local h = { accept = { "application/json" }, ["user-agent"] = { self.user_agent },
         ["accept-encoding"] = { "gzip, deflate" } }
     if auth and not req.no_auth then h.authorization = { auth } end
-    for _, line in ipairs(req.headers or {}) do
+    for _, line in ipairs(req.headers or {}) do -- the caller's win (one line per name)
         local name, value = split_header(line)
-        name = str_lower(name)
-        local list = h[name] or {}
-        list[#list + 1] = value
-        h[name] = list
+        h[str_lower(name)] = { value }
     end
     local body = req.body
     if body then
