@@ -362,6 +362,10 @@ local HOSTILE_HEADS = {
   ["header-garbage"] = function()
     return "HTTP/1.1 200 OK\r\nthis is not a header\r\nContent-Length: 2\r\n\r\n{}"
   end,
+  -- a 2xx body that is not JSON
+  ["bad-json"] = function()
+    return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n{\"a\": 1,"
+  end,
   -- gzip followed by garbage
   ["gzip-trailing"] = function(body)
     local z = require("zlib").gzip(body) .. "GARBAGE"
@@ -471,6 +475,10 @@ local routes = {
   ["/fault/echo-html"] = f_echo_html,
   ["/fault/ctl-message"] = f_ctl_message,
   ["/fault/ok"] = function(app) return app.send_json(200, session_json()) end,
+  ["/fault/redirect-loop"] = function(app)
+    ngx.header["Location"] = "/fault/by-id/session/redirect-loop"
+    return app.send(302, "text/plain", "again\n")
+  end,
 }
 
 -- /fault/by-id/session/<id>: the id (one percent-encoded segment) names
