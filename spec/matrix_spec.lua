@@ -14,7 +14,7 @@ local function env(key)
     return { base = mock.base_url, http = mock.base_url, https = mock.https_url,
         rogue = os.getenv("COZMOX_TEST_ROGUE_URL"), wrong_host = os.getenv("COZMOX_TEST_WRONG_HOST_URL"),
         refused = "http://127.0.0.1:" .. util.free_port(), ca_file = mock.ca_file,
-        localhost = (mock.base_url:gsub("//127%.0%.0%.1:", "//localhost:")), key = key }
+        localhost = (mock.base_url:gsub("//127%.0%.0%.1:", "//localhost:")), key = key, token = mock.token }
 end
 
 local function recording_sleep(waits, real_sleep)
@@ -51,7 +51,7 @@ for _, t in ipairs(TRANSPORTS) do
                     local run_case = setmetatable({ expect = expect }, { __index = case })
                     local r = matrix.run(run_case, env(mock.key("mx")), function(opts, waits, real_sleep)
                         t.opts(opts)
-                        opts.token, opts.sleep = mock.token, recording_sleep(waits, real_sleep)
+                        opts.sleep = recording_sleep(waits, real_sleep)
                         return cozmox.new(opts)
                     end, t.get, core.now)
                     if lenient then

@@ -146,6 +146,9 @@ Every one takes an optional ?key=K that /__hits counts.
   /fault/echo-html           502 HTML page listing the request headers.
   /fault/ctl-message         500 whose JSON message has CR, LF and ESC.
   /fault/ok                  200 + the session.
+  /fault/tiny?mb=N[&broken=1]  [{},{},...] of about N MiB, chunked; broken:
+                             it ends with "x" instead of "]".
+  /fault/bigstring?mb=N      {"id":"bigstring","s":"<N MiB of x>"}, chunked.
   /fault/by-id/session/<id>  the route and arguments named by the id
                              ("delay?ms=300" is /fault/delay?ms=300), the
                              session served carrying that id: the fault

@@ -275,6 +275,38 @@ local function f_big(app, args)
   return ngx.exit(ngx.HTTP_OK)
 end
 
+-- [{},{},...] of about ?mb=N MiB (streamed, chunked); ?broken=1 ends it
+-- with a byte that is not JSON, so it fails only at the very end.
+local function f_tiny(app, args)
+  local mb = int_arg(args, "mb", 1, 1, 256)
+  local per_block = floor(MIB / 3)
+  local block = str_rep("{},", per_block)
+  ngx.status = 200
+  ngx.header["Content-Type"] = "application/json"
+  ngx.print("[")
+  for _ = 1, mb do
+    ngx.print(block)
+    ngx.flush(true)
+  end
+  ngx.print(args.broken and "{}x" or "{}]")
+  return ngx.exit(ngx.HTTP_OK)
+end
+
+-- One JSON string of ?mb=N MiB: {"s":"xxx...x"} (streamed, chunked).
+local function f_bigstring(app, args)
+  local mb = int_arg(args, "mb", 1, 1, 256)
+  local block = str_rep("x", MIB)
+  ngx.status = 200
+  ngx.header["Content-Type"] = "application/json"
+  ngx.print('{"id":"bigstring","s":"')
+  for _ = 1, mb do
+    ngx.print(block)
+    ngx.flush(true)
+  end
+  ngx.print('"}')
+  return ngx.exit(ngx.HTTP_OK)
+end
+
 local function f_delay(app, args)
   ngx.sleep(int_arg(args, "ms", 0, 0, 600000) / 1000)
   return app.send_json(200, session_json())
@@ -475,6 +507,8 @@ local routes = {
   ["/fault/echo-html"] = f_echo_html,
   ["/fault/ctl-message"] = f_ctl_message,
   ["/fault/ok"] = function(app) return app.send_json(200, session_json()) end,
+  ["/fault/tiny"] = f_tiny,
+  ["/fault/bigstring"] = f_bigstring,
   ["/fault/redirect-loop"] = function(app)
     ngx.header["Location"] = "/fault/by-id/session/redirect-loop"
     return app.send(302, "text/plain", "again\n")

@@ -62,7 +62,8 @@ local function matrix_env(key)
     local by_name = function(url) return (url:gsub("//127%.0%.0%.1:", "//localhost:")) end
     return { base = base, http = base, https = by_name(os.getenv("COZMOX_TEST_HTTPS_URL")),
         rogue = by_name(os.getenv("COZMOX_TEST_ROGUE_URL")), wrong_host = by_name(os.getenv("COZMOX_TEST_WRONG_HOST_URL")),
-        refused = ngx.unescape_uri(ngx.var.arg_refused or ""), localhost = by_name(base), key = key }
+        refused = ngx.unescape_uri(ngx.var.arg_refused or ""), localhost = by_name(base), key = key,
+        token = os.getenv("COZMOX_TOKEN") }
 end
 
 -- /matrix?case=NAME&key=K&refused=URL: one case of the fault matrix over

@@ -101,6 +101,17 @@ _M.cases = {
       opts = { follow_redirects = true }, expect = { kind = "tls" } },
     { name = "redirect from https to http when allowed", where = "tls", id = "redirect?to=$HTTP/fault/by-id/session/ok",
       opts = { follow_redirects = true, allow_insecure_redirects = true }, expect = { ok_id = "ok" } },
+    -- what a failed call leaves behind, and what a server's text can do
+    { name = "too_large on tiny containers: nothing kept after the call", id = "tiny?mb=8",
+      opts = { max_response_bytes = 2000000 }, heap = true, expect = { kind = "too_large", max_heap_kb = 2048 } },
+    { name = "a decode error at the end of 4 MB: nothing kept after the call", id = "tiny?mb=4&broken=1",
+      heap = true, expect = { kind = "decode", max_heap_kb = 2048 } },
+    { name = "a server echoing the token in its message", id = "echo-auth",
+      expect = { kind = "http", status = 401, no_secret = true } },
+    { name = "a proxy page echoing the request headers", id = "echo-html", opts = { max_retries = 0 },
+      expect = { kind = "http", status = 502, snippet = true, no_secret = true } },
+    { name = "control characters in the API's message stay out of the line", id = "ctl-message",
+      opts = { max_retries = 0 }, expect = { kind = "http", status = 500, one_line = true, message = "line one\\r\\nFAKE" } },
     -- TLS
     { name = "verified TLS", where = "tls", id = "ok", expect = { ok = true } },
     { name = "untrusted certificate", where = "rogue", id = "ok", expect = { kind = "tls", attempts = 1 } },
@@ -119,7 +130,7 @@ local function fill(s, env)
 end
 
 --- The base URL and options for a case.  env: { base, https, rogue,
---  wrong_host, refused, localhost, http, ca_file, key }.
+--  wrong_host, refused, localhost, http, ca_file, key, token }.
 function _M.setup(case, env)
     local where = case.where or "faults"
     local bases = { faults = env.base, tls = env.https, rogue = env.rogue, wrong_host = env.wrong_host,
@@ -144,6 +155,11 @@ function _M.run(case, env, make_client, get, now)
     local ids = case.ids or { case.id }
     local t0 = now()
     local result = { waits = waits }
+    if case.heap then
+        collectgarbage()
+        collectgarbage()
+        result.heap_before = collectgarbage("count")
+    end
     for _, raw in ipairs(ids) do
         local id = fill(raw, env)
         local s, err = get(c, id)
@@ -153,6 +169,22 @@ function _M.run(case, env, make_client, get, now)
             result.attempts, result.message = err.attempts or 1, tostring(err)
             result.snippet = err.snippet ~= nil
             result.data = s ~= nil
+            if env.token then
+                -- every string of the error, its body included
+                local texts = {}
+                local function walk(v, depth)
+                    if depth > 20 then return end
+                    for k, x in pairs(v) do
+                        texts[#texts + 1] = tostring(k)
+                        if type(x) == "table" then walk(x, depth + 1) else texts[#texts + 1] = tostring(x) end
+                    end
+                end
+                walk(err, 0)
+                texts[#texts + 1] = tostring(err)
+                result.secret_seen = table.concat(texts, "\n"):find(env.token, 1, true) ~= nil
+            end
+            result.one_line = not tostring(err):find("[%z\1-\31\127]")
+            err, s = nil, nil
             break
         end
         result.ok = type(s) == "table" and s.id == id
@@ -160,6 +192,12 @@ function _M.run(case, env, make_client, get, now)
         if not result.ok and not case.expect.ok_id then break end
     end
     result.elapsed = now() - t0
+    if case.heap then
+        c = nil
+        collectgarbage()
+        collectgarbage()
+        result.heap_growth_kb = collectgarbage("count") - result.heap_before
+    end
     return result
 end
 
@@ -183,6 +221,11 @@ function _M.check(case, r)
         end
     end
     if e.snippet and not r.snippet then return fail("no snippet") end
+    if e.no_secret and r.secret_seen ~= false then return fail("the token is in the error") end
+    if e.one_line and not r.one_line then return fail("the error's line has control characters") end
+    if e.max_heap_kb and not (r.heap_growth_kb and r.heap_growth_kb <= e.max_heap_kb) then
+        return fail(string.format("%.0f KB of Lua heap kept after the call", r.heap_growth_kb or -1))
+    end
     if e.message and not (r.message or ""):find(e.message, 1, true) then return fail("message lacks " .. e.message) end
     if e.max_elapsed and r.elapsed > e.max_elapsed then
         return fail(string.format("took %.2f s, at most %.2f s expected", r.elapsed, e.max_elapsed))
