@@ -484,51 +484,30 @@ static int scan_string(lua_State *L, cz_decoder *d, const unsigned char *s,
 
 /* The complete number token s[0..n): validate the JSON grammar, push an
  * exact integer when it is one that fits in 64 bits, else the correctly
- * rounded double. */
+ * rounded double (numconv.h). */
 static int push_number(lua_State *L, cz_decoder *d, const unsigned char *s, size_t n, size_t at) {
-    const unsigned char *p = s, *end = s + n;
-    int neg = 0, is_int = 1;
-    unsigned long long u = 0;
-    int overflow = 0;
+    cz_number num;
     double v;
-    if (*p == '-') { neg = 1; p++; }
-    if (p == end || *p < '0' || *p > '9') return fail_at(d, at, "invalid number");
-    if (*p == '0') {
-        p++;
-        if (p < end && *p >= '0' && *p <= '9') return fail_at(d, at, "invalid number (leading zero)");
-    } else {
-        for (; p < end && *p >= '0' && *p <= '9'; p++) {
-            unsigned dg = (unsigned)(*p - '0');
-            if (u > (~0ULL - dg) / 10) overflow = 1;
-            else u = u * 10 + dg;
+    switch (cz_scan_number(s, n, &num)) {
+    case CZ_NUM_OK: break;
+    case CZ_NUM_LEADING_ZERO: return fail_at(d, at, "invalid number (leading zero)");
+    case CZ_NUM_NO_FRACTION: return fail_at(d, at, "invalid number (digit expected after '.')");
+    case CZ_NUM_NO_EXPONENT: return fail_at(d, at, "invalid number (digit expected in exponent)");
+    default: return fail_at(d, at, "invalid number");
+    }
+    if (num.is_int) {
+        /* q > 0: more than 19 digits, beyond 64 bits. */
+        int exact = num.q == 0 && !num.inexact;
+        if (d->big_strings && (!exact || num.w > (1ULL << 53))) {
+            lua_pushlstring(L, (const char *)s, n);
+            return TOK_OK;
         }
-    }
-    if (p < end && *p == '.') {
-        is_int = 0;
-        p++;
-        if (p == end || *p < '0' || *p > '9') return fail_at(d, at, "invalid number (digit expected after '.')");
-        while (p < end && *p >= '0' && *p <= '9') p++;
-    }
-    if (p < end && (*p == 'e' || *p == 'E')) {
-        is_int = 0;
-        p++;
-        if (p < end && (*p == '+' || *p == '-')) p++;
-        if (p == end || *p < '0' || *p > '9') return fail_at(d, at, "invalid number (digit expected in exponent)");
-        while (p < end && *p >= '0' && *p <= '9') p++;
-    }
-    if (p != end) return fail_at(d, at, "invalid number");
-    if (is_int && d->big_strings && (overflow || u > (1ULL << 53))) {
-        lua_pushlstring(L, (const char *)s, n);
-        return TOK_OK;
-    }
-    if (is_int && !overflow) {
-        if (!neg && u <= 0x7FFFFFFFFFFFFFFFULL) { cz_pushint64(L, (long long)u); return TOK_OK; }
-        if (neg && u <= 0x8000000000000000ULL) {
-            cz_pushint64(L, u == 0x8000000000000000ULL ? (-0x7FFFFFFFFFFFFFFFLL - 1) : -(long long)u);
+        if (exact && num.w <= 0x7FFFFFFFFFFFFFFFULL + (uint64_t)num.neg) {
+            cz_pushint64(L, num.neg ? (long long)(0 - num.w) : (long long)num.w);
             return TOK_OK;
         }
     }
-    if (!cz_parse_double((const char *)s, n, &v)) return fail_at(d, at, "out of memory");
+    v = cz_number_to_double(&num, s, n);
     if (isinf(v)) return fail_at(d, at, "number out of range");
     lua_pushnumber(L, (lua_Number)v);
     return TOK_OK;

@@ -141,9 +141,8 @@ static void enc_integer(enc *e, long long v) {
     enc_lit(e, p, (size_t)(tmp + sizeof tmp - p));
 }
 
-/* Number at the top.  Integral floats below 1e15 are written as digits
- * plus ".0", exactly what cz_format_double would give, without its
- * snprintf/strtod round trips. */
+/* Number at the top.  Integral floats below 2^53 are written as digits
+ * plus ".0", exactly what cz_format_double would give, a little faster. */
 static void enc_number(enc *e) {
     lua_State *L = e->L;
     long long i;
@@ -155,7 +154,7 @@ static void enc_number(enc *e) {
     d = (double)lua_tonumber(L, -1);
     if (!isfinite(d))
         luaL_error(L, ENC_ERR "cannot encode NaN/inf (got %s)", isnan(d) ? "NaN" : d > 0 ? "inf" : "-inf");
-    if (d > -1e15 && d < 1e15 && d != 0.0 && d == (double)(long long)d) {
+    if (d > -9007199254740992.0 && d < 9007199254740992.0 && d != 0.0 && d == (double)(long long)d) {
         enc_integer(e, (long long)d);
         ENC_LIT(e, ".0");
         return;
