@@ -485,16 +485,25 @@ static int scan_string(lua_State *L, cz_decoder *d, const unsigned char *s,
 /* The complete number token s[0..n): validate the JSON grammar, push an
  * exact integer when it is one that fits in 64 bits, else the correctly
  * rounded double (numconv.h). */
+static int push_scanned(lua_State *L, cz_decoder *d, const cz_number *num_, const unsigned char *s, size_t n,
+                        size_t at);
+
 static int push_number(lua_State *L, cz_decoder *d, const unsigned char *s, size_t n, size_t at) {
     cz_number num;
-    double v;
     switch (cz_scan_number(s, n, &num)) {
-    case CZ_NUM_OK: break;
+    case CZ_NUM_OK: return push_scanned(L, d, &num, s, n, at);
     case CZ_NUM_LEADING_ZERO: return fail_at(d, at, "invalid number (leading zero)");
     case CZ_NUM_NO_FRACTION: return fail_at(d, at, "invalid number (digit expected after '.')");
     case CZ_NUM_NO_EXPONENT: return fail_at(d, at, "invalid number (digit expected in exponent)");
     default: return fail_at(d, at, "invalid number");
     }
+}
+
+/* Push the valid number token s[0..n) read into *num_. */
+static int push_scanned(lua_State *L, cz_decoder *d, const cz_number *num_, const unsigned char *s, size_t n,
+                        size_t at) {
+    const cz_number num = *num_;
+    double v;
     if (num.is_int) {
         /* q > 0: more than 19 digits, beyond 64 bits. */
         int exact = num.q == 0 && !num.inexact;
@@ -824,7 +833,20 @@ static int parse(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n,
             }
             default:
                 if (c == '-' || (c >= '0' && c <= '9')) {
-                    const unsigned char *q = p + 1;
+                    /* A valid number followed by a byte that cannot be
+                     * part of a token is pushed from one reading; all
+                     * else takes the token up to the last number byte
+                     * and judges it whole, as a carried one would be. */
+                    cz_number num;
+                    int err;
+                    const unsigned char *q = cz_read_number(p, end, &num, &err);
+                    if (err == CZ_NUM_OK && (q < end ? !is_numchar[*q] : at_eof)) {
+                        if (!push_scanned(L, d, &num, p, (size_t)(q - p), at)) return 0;
+                        p = q;
+                        value_done(L, d, base, mt_idx);
+                        goto after_value;
+                    }
+                    q = p + 1;
                     while (q < end && is_numchar[*q]) q++;
                     if (q == end && !at_eof) {
                         if (!start_carry(d, C_NUMBER, p, end, at)) return 0;
