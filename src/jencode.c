@@ -21,6 +21,7 @@
 #include "compat.h"
 #include "buffer.h"
 #include "numconv.h"
+#include "textscan.h"
 #include "json.h"
 
 #define ENC_ERR "cozmox.json.encode: "
@@ -36,27 +37,6 @@ typedef struct enc {
 } enc;
 
 static void enc_value(enc *e);
-
-/* String byte classes: 0 copied as is, 1 escaped, 2..4 lead byte of a
- * UTF-8 sequence of that length, 5 never valid in UTF-8. */
-static const unsigned char str_class[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 0_ */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 1_ */
-    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 2_ */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 3_ */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 4_ */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,  /* 5_ */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 6_ */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 7_ */
-    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,  /* 8_ */
-    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,  /* 9_ */
-    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,  /* A_ */
-    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,  /* B_ */
-    5, 5, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,  /* C_ */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,  /* D_ */
-    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,  /* E_ */
-    4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,  /* F_ */
-};
 
 /* Short escapes of control characters; 0 means \u00XX. */
 static const char ctrl_short[32] = {
@@ -163,83 +143,44 @@ static void enc_number(enc *e) {
     e->b->len += cz_format_double(d, e->b->data + e->b->len);
 }
 
-/* Are all 8 bytes of x copied as is (str_class 0)?  Bytes >= 0x80 show
- * in x itself; for the others, subtracting 0x20 / XOR-ing with '"' or '\\'
- * then subtracting 1 sets a byte's top bit exactly when it is special
- * (a borrow only spreads upwards from a byte that is special itself). */
-static inline int enc_plain8(uint64_t x) {
-    const uint64_t ones = 0x0101010101010101ULL, high = ones * 0x80;
-    uint64_t t = (x - ones * 0x20) | ((x ^ (ones * '"')) - ones) | ((x ^ (ones * '\\')) - ones);
-    return ((t | x) & high) == 0;
-}
-
-/* s[0..n) as a quoted JSON string.  Runs of bytes that need no escape
- * (valid multi-byte UTF-8 included) are copied with one memcpy.  Space
- * invariant: once `run` bytes are written, the buffer has room for
- * n - run more plus the closing quote, so only escapes need a check. */
+/* s[0..n) as a quoted JSON string.  Runs of plain text (valid UTF-8
+ * included; textscan.h) are copied with one memcpy.  Space invariant:
+ * once `run` bytes are written, the buffer has room for n - run more plus
+ * the closing quote, so only escapes need a check. */
 static void enc_string(enc *e, const unsigned char *s, size_t n) {
     cz_buf *b = e->b;
-    size_t i = 0, run = 0;
+    const unsigned char *q = s, *run = s, *end = s + n;
     if (!cz_buf_reserve(b, n + 2)) enc_nomem(e);
     b->data[b->len++] = '"';
     for (;;) {
-        unsigned c, c1;
-        while (n - i >= 8) {
-            uint64_t x;
-            memcpy(&x, s + i, 8);
-            if (!enc_plain8(x)) break;
-            i += 8;
+        unsigned c;
+        char *w;
+        int k = 1;
+        q = cz_skip_text(q, end, &k);
+        if (q == end) break;
+        c = *q;
+        if (c >= 0x80) enc_bad_utf8(e, (size_t)(q - s)); /* k <= 0: invalid or cut short */
+        memcpy(b->data + b->len, run, (size_t)(q - run));
+        b->len += (size_t)(q - run);
+        if (!cz_buf_reserve(b, (size_t)(end - q) + 6)) enc_nomem(e);
+        w = b->data + b->len;
+        w[0] = '\\';
+        if (c == '"' || c == '\\') {
+            w[1] = (char)c;
+            b->len += 2;
+        } else if (ctrl_short[c]) {
+            w[1] = ctrl_short[c];
+            b->len += 2;
+        } else {
+            w[1] = 'u', w[2] = '0', w[3] = '0';
+            w[4] = "0123456789abcdef"[c >> 4];
+            w[5] = "0123456789abcdef"[c & 15];
+            b->len += 6;
         }
-        while (i < n && str_class[s[i]] == 0) i++;
-        if (i == n) break;
-        c = s[i];
-        switch (str_class[c]) {
-        case 1: {
-            char *w;
-            memcpy(b->data + b->len, s + run, i - run);
-            b->len += i - run;
-            if (!cz_buf_reserve(b, n - i + 6)) enc_nomem(e);
-            w = b->data + b->len;
-            w[0] = '\\';
-            if (c == '"' || c == '\\') {
-                w[1] = (char)c;
-                b->len += 2;
-            } else if (ctrl_short[c]) {
-                w[1] = ctrl_short[c];
-                b->len += 2;
-            } else {
-                w[1] = 'u'; w[2] = '0'; w[3] = '0';
-                w[4] = "0123456789abcdef"[c >> 4];
-                w[5] = "0123456789abcdef"[c & 15];
-                b->len += 6;
-            }
-            run = ++i;
-            break;
-        }
-        case 2:
-            if (n - i < 2 || (s[i + 1] & 0xC0) != 0x80) enc_bad_utf8(e, i);
-            i += 2;
-            break;
-        case 3:
-            c1 = n - i < 3 ? 0 : s[i + 1];
-            if (c1 < (c == 0xE0 ? 0xA0u : 0x80u) || c1 > (c == 0xED ? 0x9Fu : 0xBFu) ||
-                (s[i + 2] & 0xC0) != 0x80)
-                enc_bad_utf8(e, i);
-            i += 3;
-            break;
-        case 4:
-            c1 = n - i < 4 ? 0 : s[i + 1];
-            if (c1 < (c == 0xF0 ? 0x90u : 0x80u) || c1 > (c == 0xF4 ? 0x8Fu : 0xBFu) ||
-                (s[i + 2] & 0xC0) != 0x80 || (s[i + 3] & 0xC0) != 0x80)
-                enc_bad_utf8(e, i);
-            i += 4;
-            break;
-        default:
-            enc_bad_utf8(e, i);
-        }
+        run = ++q;
     }
-    memcpy(b->data + b->len, s + run, n - run);
-    b->len += n - run;
+    memcpy(b->data + b->len, run, (size_t)(end - run));
+    b->len += (size_t)(end - run);
     b->data[b->len++] = '"';
 }
 
