@@ -473,6 +473,109 @@ describe("cozmox.core.encode", function()
     end)
   end)
 
+  describe("options", function()
+    local function opt_error(v, opts)
+      local ok, err = pcall(function() return encode(v, opts) end)
+      assert.is_false(ok, "encode accepted the options")
+      assert.is_truthy(err:find("bad argument #2 to '", 1, true), err)
+      return err:match("%((.*)%)$")
+    end
+
+    it("sort_keys writes object members in byte-wise key order, at every depth", function()
+      local v = {b = 1, a = {z = true, y = {2, {d = 4, c = 3}}}, B = "up", [""] = 0, aa = 2,
+                 ["\195\169"] = "e-acute", ["a\0b"] = "nul"}
+      assert.are.equal('{"":0,"B":"up","a":{"y":[2,{"c":3,"d":4}],"z":true},"a\\u0000b":"nul",'
+                       .. '"aa":2,"b":1,"\195\169":"e-acute"}', encode(v, {sort_keys = true}))
+    end)
+
+    it("sort_keys gives the same bytes whatever order the keys were inserted in", function()
+      local keys = {}
+      for i = 1, 200 do keys[i] = "key" .. i end
+      local outputs = {}
+      for round = 1, 3 do
+        local t = {}
+        for i = 1, 200 do
+          local j = round == 1 and i or round == 2 and 201 - i or (i * 37) % 200 + 1
+          t[keys[j]] = j
+        end
+        outputs[round] = encode({outer = t, list = {t}}, {sort_keys = true})
+      end
+      assert.are.equal(outputs[1], outputs[2])
+      assert.are.equal(outputs[1], outputs[3])
+      local sorted = {}
+      for i = 1, 200 do sorted[i] = keys[i] end
+      table.sort(sorted)
+      local pos = 0
+      for _, k in ipairs(sorted) do
+        local at = outputs[1]:find('"' .. k .. '":', pos + 1, true)
+        assert(at and at > pos, k)
+        pos = at
+      end
+    end)
+
+    it("sort_keys leaves arrays alone and still rejects non-string keys", function()
+      assert.are.equal("[3,1,2]", encode({3, 1, 2}, {sort_keys = true}))
+      assert.are.equal("{}", encode({}, {sort_keys = true}))
+      assert.are.equal(key_error("boolean"), select(2, pcall(encode, {a = 1, [true] = 2}, {sort_keys = true})))
+      assert.are.equal('{"a":1}', encode({a = 1}, {sort_keys = false}))
+    end)
+
+    it("indent writes one member per line, indented, with ': ' after keys", function()
+      local v = {k = {1, {x = "y"}, array({}), {}}}
+      assert.are.equal('{\n  "k": [\n    1,\n    {\n      "x": "y"\n    },\n    [],\n    {}\n  ]\n}',
+                       encode(v, {indent = 2}))
+      assert.are.equal('[\n\t1,\n\t[\n\t\t2\n\t]\n]', encode({1, {2}}, {indent = "\t"}))
+      assert.are.equal('[\n1,\n[\n2\n]\n]', encode({1, {2}}, {indent = 0}))
+      assert.are.equal('[\n1\n]', encode({1}, {indent = ""}))
+      assert.are.equal('{\n   "a": null\n}', encode({a = null}, {indent = "   "}))
+    end)
+
+    it("indent keeps empty tables and scalars compact and adds no final newline", function()
+      assert.are.equal("{}", encode({}, {indent = 4}))
+      assert.are.equal("[]", encode(array({}), {indent = 4}))
+      assert.are.equal('"x"', encode("x", {indent = 4}))
+      assert.are.equal("1.5", encode(1.5, {indent = 4}))
+      assert.are.equal("[1,2]", encode({1, 2}, {indent = false}))
+    end)
+
+    it("indent and sort_keys together give reproducible pretty output", function()
+      local v = {zeta = {3, 2}, alpha = {beta = true, a = null}}
+      assert.are.equal('{\n  "alpha": {\n    "a": null,\n    "beta": true\n  },\n  "zeta": [\n    3,\n    2\n  ]\n}',
+                       encode(v, {indent = 2, sort_keys = true}))
+    end)
+
+    it("pretty output decodes to the same value", function()
+      local v = {a = {1, 2.5, {b = "c\n"}}, d = array({}), e = {}}
+      assert.are.same(core.decode(encode(v)), core.decode(encode(v, {indent = 3, sort_keys = true})))
+    end)
+
+    it("rejects bad options with bad argument #2", function()
+      local indent_msg = "indent must be an integer from 0 to 32 or a string of spaces and tabs"
+      assert.are.equal("options table expected", opt_error(1, "pretty"))
+      assert.are.equal("options table expected", opt_error(1, 2))
+      assert.are.equal("sort_keys must be a boolean", opt_error(1, {sort_keys = 1}))
+      assert.are.equal("sort_keys must be a boolean", opt_error(1, {sort_keys = "yes"}))
+      assert.are.equal(indent_msg, opt_error(1, {indent = 2.5}))
+      assert.are.equal(indent_msg, opt_error(1, {indent = -1}))
+      assert.are.equal(indent_msg, opt_error(1, {indent = 33}))
+      assert.are.equal(indent_msg, opt_error(1, {indent = "--"}))
+      assert.are.equal(indent_msg, opt_error(1, {indent = "\n"}))
+      assert.are.equal(indent_msg, opt_error(1, {indent = string.rep(" ", 33)}))
+      assert.are.equal(indent_msg, opt_error(1, {indent = true}))
+      assert.are.equal("unknown option 'sortkeys'", opt_error(1, {sortkeys = true}))
+      assert.are.equal("unknown option 'number'", opt_error(1, {true}))
+      -- validated before anything is written
+      assert.are.equal("sort_keys must be a boolean", opt_error(print, {sort_keys = 0}))
+    end)
+
+    it("accepts nil and an empty table as the defaults", function()
+      assert.are.equal("[1]", encode({1}, nil))
+      assert.are.equal("[1]", encode({1}, {}))
+      assert.are.equal(string.rep("[", 999) .. "[]" .. string.rep("]", 999),
+                       encode(nest(1000, function(inner) return array({inner}) end), {sort_keys = true, indent = 0}):gsub("\n", ""))
+    end)
+  end)
+
   -- These need the decoder (core.decode, src/jdecode.c).
   describe("round trip through core.decode", function()
     it("re-encodes canonical texts unchanged", function()

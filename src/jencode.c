@@ -27,11 +27,25 @@
 #define ENC_ERR "cozmox.json.encode: "
 
 /* Fixed slot of cz_json_encode's frame holding the array metatable. */
-#define IDX_ARRAY_MT 2
+#define IDX_ARRAY_MT 3
+
+/* Longest indent string (or count of spaces) encode accepts. */
+#define MAX_INDENT 32
+
+/* A key of the object being written with sort_keys; the table holds the
+ * string, so the pointer stays valid while the object is written. */
+typedef struct keyref {
+    const char *s;
+    size_t n;
+} keyref;
 
 typedef struct enc {
     lua_State *L;
     cz_buf *b;
+    cz_buf *keys;                               /* sort_keys: keyref stack, else NULL */
+    int pretty;                                 /* indent given */
+    size_t indent_len;
+    char indent[MAX_INDENT];
     int depth;                                  /* tables open right now */
     const void *path[CZ_DEFAULT_MAX_DEPTH];     /* and which ones they are */
 } enc;
@@ -186,19 +200,93 @@ static void enc_string(enc *e, const unsigned char *s, size_t n) {
 
 /* --- tables ------------------------------------------------------------- */
 
+/* Pretty output: a newline and the indent of the current depth (the
+ * members of a table are one level deeper than the table). */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void enc_newline(enc *e, int level) {
+    cz_buf *b = e->b;
+    size_t need = 1 + (size_t)level * e->indent_len;
+    char *w;
+    int i;
+    if (!cz_buf_reserve(b, need)) enc_nomem(e);
+    w = b->data + b->len;
+    *w++ = '\n';
+    for (i = 0; i < level; i++, w += e->indent_len) memcpy(w, e->indent, e->indent_len);
+    b->len += need;
+}
+
+/* Before member i (0-based) of a non-empty table, and (i < 0) before its
+ * closing bracket. */
+static inline void enc_sep(enc *e, int i) {
+    if (i > 0) enc_char(e, ',');
+    if (e->pretty) enc_newline(e, i < 0 ? e->depth - 1 : e->depth);
+}
+
 /* Elements 1..n of the table at t, missing ones as null.  Leaves the
  * stack as it found it (one slot used per element). */
 static void enc_array(enc *e, int t, size_t n) {
     lua_State *L = e->L;
     size_t i;
+    if (n == 0) {
+        ENC_LIT(e, "[]");
+        return;
+    }
     enc_char(e, '[');
     for (i = 1; i <= n; i++) {
-        if (i > 1) enc_char(e, ',');
+        enc_sep(e, i > 1);
         lua_rawgeti(L, t, i);
         enc_value(e);
         lua_pop(L, 1);
     }
+    enc_sep(e, -1);
     enc_char(e, ']');
+}
+
+/* One member: the key s[0..n), then the value on top (popped). */
+static inline void enc_member(enc *e, const char *k, size_t kl, int i) {
+    enc_sep(e, i);
+    enc_string(e, (const unsigned char *)k, kl);
+    if (e->pretty) ENC_LIT(e, ": ");
+    else enc_char(e, ':');
+    enc_value(e);
+    lua_pop(e->L, 1);
+}
+
+static int keyref_cmp(const void *a, const void *b) {
+    const keyref *x = (const keyref *)a, *y = (const keyref *)b;
+    int c = memcmp(x->s, y->s, x->n < y->n ? x->n : y->n);
+    return c ? c : (x->n > y->n) - (x->n < y->n);
+}
+
+/* The object at t (sort_keys), whose first key and value lua_next has
+ * just pushed: every key is collected (and checked) first, then the
+ * members are written in byte-wise key order. */
+static void enc_object_sorted(enc *e, int t) {
+    lua_State *L = e->L;
+    cz_buf *kb = e->keys;
+    size_t base = kb->len, n = 0, i;
+    lua_pop(L, 1);
+    do {
+        keyref k;
+        if (lua_type(L, -1) != LUA_TSTRING) enc_bad_key(e, lua_type(L, -1));
+        k.s = lua_tolstring(L, -1, &k.n);
+        if (!cz_buf_add(kb, &k, sizeof k)) enc_nomem(e);
+        n++;
+    } while (lua_next(L, t) && (lua_pop(L, 1), 1)); /* the key stays for lua_next */
+    qsort(kb->data + base, n, sizeof(keyref), keyref_cmp);
+    enc_char(e, '{');
+    for (i = 0; i < n; i++) {
+        /* Re-read: writing a member may grow (move) the key stack. */
+        keyref k = ((const keyref *)(const void *)(kb->data + base))[i];
+        lua_pushlstring(L, k.s, k.n);
+        lua_rawget(L, t);
+        enc_member(e, k.s, k.n, (int)i);
+    }
+    kb->len = base;
+    enc_sep(e, -1);
+    enc_char(e, '}');
 }
 
 /* Plain table at t, nothing above it, whose first key (type first_type)
@@ -236,18 +324,20 @@ static void enc_plain(enc *e, int t) {
     }
     first_type = lua_type(L, -2);
     if (first_type == LUA_TSTRING) {
+        int i = 0;
+        if (e->keys) {
+            enc_object_sorted(e, t);
+            return;
+        }
         enc_char(e, '{');
         do {
             size_t kl;
             const char *k;
             if (lua_type(L, -2) != LUA_TSTRING) enc_bad_key(e, lua_type(L, -2));
-            if (e->b->len != mark + 1) enc_char(e, ',');
             k = lua_tolstring(L, -2, &kl);
-            enc_string(e, (const unsigned char *)k, kl);
-            enc_char(e, ':');
-            enc_value(e);
-            lua_pop(L, 1);
+            enc_member(e, k, kl, i++);
         } while (lua_next(L, t));
+        enc_sep(e, -1);
         enc_char(e, '}');
         return;
     }
@@ -259,11 +349,12 @@ static void enc_plain(enc *e, int t) {
             enc_array_checked(e, t, first_type);
             return;
         }
-        if (want > 1) enc_char(e, ',');
+        enc_sep(e, want > 1);
         enc_value(e);
         lua_pop(L, 1);
         want += 1;
     } while (lua_next(L, t));
+    enc_sep(e, -1);
     enc_char(e, ']');
 }
 
@@ -322,21 +413,69 @@ static void enc_value(enc *e) {
     }
 }
 
-/* encode(value) -> string.  Frame: 1 the value, 2 the array metatable
- * (IDX_ARRAY_MT, nil if unregistered), 3 the buffer userdata, 4 the value
- * again as the top for enc_value.  The buffer is freed eagerly once the
- * result string exists; its __gc covers every error path. */
+/* Read encode's options table at 2 (nil: defaults) into e; returns
+ * sort_keys.  Raises bad argument #2 for anything it does not know. */
+static int enc_options(lua_State *L, enc *e) {
+    int sort = 0;
+    e->pretty = 0, e->indent_len = 0;
+    if (lua_isnoneornil(L, 2)) return 0;
+    if (lua_type(L, 2) != LUA_TTABLE) luaL_argerror(L, 2, "options table expected");
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        int t = lua_type(L, -1);
+        if (k && strcmp(k, "sort_keys") == 0) {
+            if (t != LUA_TBOOLEAN) luaL_argerror(L, 2, "sort_keys must be a boolean");
+            sort = lua_toboolean(L, -1);
+        } else if (k && strcmp(k, "indent") == 0) {
+            if (t == LUA_TNUMBER) {
+                lua_Number n = lua_tonumber(L, -1);
+                if (!(n >= 0 && n <= MAX_INDENT && n == (lua_Number)(int)n))
+                    luaL_argerror(L, 2, "indent must be an integer from 0 to 32 or a string of spaces and tabs");
+                e->indent_len = (size_t)n;
+                memset(e->indent, ' ', e->indent_len);
+                e->pretty = 1;
+            } else if (t == LUA_TSTRING) {
+                size_t n, i;
+                const char *str = lua_tolstring(L, -1, &n);
+                for (i = 0; i < n && (str[i] == ' ' || str[i] == '\t'); i++) {}
+                if (i < n || n > MAX_INDENT)
+                    luaL_argerror(L, 2, "indent must be an integer from 0 to 32 or a string of spaces and tabs");
+                memcpy(e->indent, str, n);
+                e->indent_len = n;
+                e->pretty = 1;
+            } else if (t != LUA_TBOOLEAN || lua_toboolean(L, -1)) {
+                luaL_argerror(L, 2, "indent must be an integer from 0 to 32 or a string of spaces and tabs");
+            }
+        } else {
+            lua_pushfstring(L, "unknown option '%s'", k ? k : luaL_typename(L, -2));
+            luaL_argerror(L, 2, lua_tostring(L, -1));
+        }
+        lua_pop(L, 1);
+    }
+    return sort;
+}
+
+/* encode(value [, opts]) -> string.  Frame: 1 the value, 2 the options,
+ * 3 the array metatable (IDX_ARRAY_MT, nil if unregistered), 4 the
+ * buffer userdata, 5 (sort_keys) the key stack's userdata, then the value
+ * again as the top for enc_value.  The buffers are freed eagerly once the
+ * result string exists; their __gc covers every error path. */
 int cz_json_encode(lua_State *L) {
     enc e;
+    int sort;
     luaL_checkany(L, 1);
-    lua_settop(L, 1);
-    luaL_getmetatable(L, CZ_ARRAY_MT);
+    lua_settop(L, 2);
     e.L = L;
+    sort = enc_options(L, &e);
+    luaL_getmetatable(L, CZ_ARRAY_MT);
     e.b = cz_buf_push(L);
+    e.keys = sort ? cz_buf_push(L) : NULL;
     e.depth = 0;
     lua_pushvalue(L, 1);
     enc_value(&e);
     lua_pushlstring(L, e.b->data, e.b->len);
     cz_buf_free(e.b);
+    if (e.keys) cz_buf_free(e.keys);
     return 1;
 }
