@@ -17,6 +17,9 @@
 -- decoded value the same way (overwritten by the next iteration).
 
 local data_dir, base_url, floor_bin = arg[1], arg[2], arg[3]
+local script_dir = (arg[0]:match("^(.*)/[^/]*$") or ".")
+local common = dofile(script_dir .. "/common.lua")
+local read, rotated = common.read, common.rotated
 assert(data_dir and base_url and floor_bin, "usage: lua5.4 bench/bench.lua DATA_DIR BASE_URL CURL_FLOOR_BIN")
 
 local ROUNDS = math.tointeger(tonumber(os.getenv("BENCH_ROUNDS") or "7"))
@@ -31,19 +34,13 @@ local dkjson = require("dkjson")
 local http = require("socket.http")
 local ltn12 = require("ltn12")
 
-local now, os_clock, collect = core.now, os.clock, collectgarbage
+local now, collect = core.now, collectgarbage
 local format, concat, sort = string.format, table.concat, table.sort
 local ID = "3f6c2f7e-5a1b-4c2d-9e8f-0a1b2c3d4e5f"
 local BIG_MESSAGES = 20000
 local SLOW_IDS = 50
 local SLOW_DELAY = 0.2
 
-local function read(path)
-    local f = assert(io.open(path, "rb"))
-    local s = f:read("a")
-    f:close()
-    return s
-end
 
 local function median(t)
     local c = {}
@@ -64,12 +61,6 @@ local function minmax(t)
     return lo, hi
 end
 
--- contenders rotated: round r starts at the ((r - 1) % #list + 1)-th.
-local function rotated(list, r)
-    local out, n = {}, #list
-    for i = 1, n do out[i] = list[(i + r - 2) % n + 1] end
-    return out
-end
 
 local function progress(msg)
     io.stderr:write("bench: ", msg, "\n")
@@ -90,7 +81,6 @@ local DOCS = {
 for _, d in ipairs(DOCS) do d.text = read(data_dir .. "/" .. d.file) end
 
 -- CODEC[runtime][op][doc][contender] = { seconds per call, one per round }
-local script_dir = (arg[0]:match("^(.*)/[^/]*$") or ".")
 local RUNTIMES = {
     { key = "lua5.4", bin = "lua5.4", cpath = os.getenv("BENCH_CPATH_LUA54") },
     { key = "LuaJIT", bin = "luajit", cpath = os.getenv("BENCH_CPATH_LUAJIT") },
@@ -424,8 +414,8 @@ line("%s", RULE)
 line("Notes: MB = 10^6 bytes. Ratios are of the medians; (range) = min-max of the same ratio taken round by round.")
 line("  Decode/encode (bench/codec.lua, one process per runtime): one call per document, os.clock (process CPU time),")
 line("  GC at Lua defaults for all; per round: cozmox and lua-cjson the same count (~16 MB of input, >= 3), dkjson")
-line("  ~0.5 MB (>= 1), each contender's share cut into %d slices run contender after contender (order rotated per slice);", SLICES)
-line("  end to end likewise. Encode: both encode the value cozmox.json.decode gives; lua-cjson with its defaults prints")
+line("  ~0.5 MB (>= 1), each contender's share cut into %d slices run contender after contender (order", SLICES)
+line("  rotated per slice); end to end likewise. Encode: both encode the value cozmox.json.decode gives; lua-cjson with its defaults prints")
 line("  14 significant digits (-65.613616999999977 -> -65.613617), cozmox the shortest text that reads back exactly.")
 line("  cozmox decodes integers exactly (Lua integers, 64-bit); lua-cjson returns every number as a float (integers")
 line("  beyond 2^53 are rounded); dkjson keeps integers (via tonumber). cozmox and dkjson also give arrays a metatable.")

@@ -15,6 +15,8 @@
 -- the one cozmox.json.decode gives (what an application holds); lua-cjson
 -- runs with its defaults (14 significant digits, so it loses precision).
 local data_dir, rounds = arg[1], tonumber(arg[2] or "7")
+local common = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/common.lua")
+local read, rotated = common.read, common.rotated
 assert(data_dir and rounds, "usage: codec.lua DATA_DIR ROUNDS")
 
 local json = require("cozmox.json")
@@ -26,12 +28,6 @@ local DOCS = { "a", "b", "c", "d", "e", "f" }
 local FILES = { a = "session.json", b = "big.json", c = "numbers.json", d = "strings.json",
     e = "floats.json", f = "integers.json" }
 
-local function read(path)
-    local f = assert(io.open(path, "rb"))
-    local s = f:read("*a")
-    f:close()
-    return s
-end
 
 local dk_decode = dkjson.decode
 local CONTENDERS = {
@@ -62,11 +58,6 @@ local function time_calls(fn, arg1, n)
     return dt
 end
 
-local function rotated(list, r)
-    local out, n = {}, #list
-    for i = 1, n do out[i] = list[(i + r - 2) % n + 1] end
-    return out
-end
 
 for _, d in ipairs(DOCS) do
     for _, c in ipairs(CONTENDERS) do
