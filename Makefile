@@ -261,3 +261,16 @@ test-all:
 
 bench: all
 	@bash bench/run.sh
+
+# --- make numcheck -------------------------------------------------------------
+# spec/c/numcheck.c on 10 million random literals and 10 million random
+# doubles (NUMCHECK_COUNT, NUMCHECK_SEED to change): src/numconv.c against
+# glibc's strtod/printf bit for bit (about 2 minutes; the specs run 200,000).
+NUMCHECK_COUNT ?= 10000000
+NUMCHECK_SEED  ?= 1
+.PHONY: numcheck
+numcheck:
+	@mkdir -p build
+	$(CC) -std=gnu99 -O2 -g $(WARN) -Isrc -o build/numcheck spec/c/numcheck.c src/numconv.c -lm
+	@./build/numcheck $(NUMCHECK_COUNT) $(NUMCHECK_SEED)
+	@./build/numcheck --files spec/fixtures/JSONTestSuite/test_parsing/*.json
