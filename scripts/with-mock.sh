@@ -12,6 +12,8 @@
 #                          127.0.0.1/localhost from another CA (untrusted)
 #   COZMOX_TEST_WRONG_HOST_URL  https://127.0.0.1:PORT4, a certificate from
 #                          the CA above for the name other.example only
+#   COZMOX_TEST_H2_URL     https://127.0.0.1:PORT5, the trusted certificate,
+#                          HTTP/2 offered (ALPN)
 #   COZMOX_TOKEN           random token the mock accepts
 #   COZMOX_TEST_FIXTURES   absolute path of spec/fixtures
 #   NO_PROXY, no_proxy     extended with 127.0.0.1,localhost
@@ -122,16 +124,16 @@ tls="$TMP/tls"
 
 TOKEN="test-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
 
-# Four distinct free ports: bind all to port 0 at once, then release them.
+# Five distinct free ports: bind all to port 0 at once, then release them.
 free_ports() {
   lua5.4 -e '
     local socket = require "socket"
     local s, ports = {}, {}
-    for i = 1, 4 do
+    for i = 1, 5 do
       s[i] = assert(socket.bind("127.0.0.1", 0))
       ports[i] = select(2, s[i]:getsockname())
     end
-    for i = 1, 4 do s[i]:close() end
+    for i = 1, 5 do s[i]:close() end
     print(table.concat(ports, " "))'
 }
 
@@ -169,10 +171,10 @@ answers() {
 
 started=0
 for _ in 1 2 3 4 5; do           # new ports if another process took ours
-  read -r HTTP_PORT HTTPS_PORT ROGUE_PORT WRONG_PORT < <(free_ports)
+  read -r HTTP_PORT HTTPS_PORT ROGUE_PORT WRONG_PORT H2_PORT < <(free_ports)
   render "$MOCK_DIR/nginx.conf.in" "$TMP/nginx.conf" \
     "PREFIX=$TMP" "MOCK_DIR=$MOCK_DIR" "USER_LINE=$user_line" \
-    "HTTP_PORT=$HTTP_PORT" "HTTPS_PORT=$HTTPS_PORT" "ROGUE_PORT=$ROGUE_PORT" "WRONG_PORT=$WRONG_PORT"
+    "HTTP_PORT=$HTTP_PORT" "HTTPS_PORT=$HTTPS_PORT" "ROGUE_PORT=$ROGUE_PORT" "WRONG_PORT=$WRONG_PORT" "H2_PORT=$H2_PORT"
   : > "$TMP/error.log"
   nginx -p "$TMP" -c "$TMP/nginx.conf" -e "$TMP/error.log" -g 'daemon off;' \
     </dev/null >>"$TMP/nginx.out" 2>&1 &
@@ -206,6 +208,7 @@ export COZMOX_BASE_URL="http://127.0.0.1:$HTTP_PORT"
 export COZMOX_TEST_HTTPS_URL="https://127.0.0.1:$HTTPS_PORT"
 export COZMOX_TEST_ROGUE_URL="https://127.0.0.1:$ROGUE_PORT"
 export COZMOX_TEST_WRONG_HOST_URL="https://127.0.0.1:$WRONG_PORT"
+export COZMOX_TEST_H2_URL="https://127.0.0.1:$H2_PORT"
 
 # Run CMD in the background (stdin kept) so a TERM/INT here is handled at
 # once; cleanup then stops it.

@@ -63,6 +63,8 @@ Test helpers (no auth):
                              (a repeated header gives an array of values),
                              body only when the request had one. 404 before
                              any such request.
+  GET /__connections         {"count":N}: distinct connections the /session
+                             and /fault requests came on since the last reset.
   GET /__hits?key=K          {"key":K,"hits":N}: how many /fault requests
                              carried ?key=K (counts retries).
   ANY /__reset               re-seed the sessions, forget requests and
@@ -268,6 +270,7 @@ local function record(method)
     headers = ngx_req.get_headers(200),
     body = body,
   }))
+  if state:add("conn:" .. ngx_var.connection, true) then state:incr("connections", 1, 0) end
 end
 
 -- Exactly one Authorization header, exactly "Bearer <token>".
@@ -328,6 +331,8 @@ local function meta_route(method, path)
     local last = ngx_shared.state:get("last_request")
     if not last then return send_error(404, "no request recorded yet") end
     return send_json(200, last)
+  elseif path == "/__connections" then
+    return send_json(200, cjson.encode({ count = ngx_shared.state:get("connections") or 0 }))
   elseif path == "/__hits" then
     local key = ngx_req.get_uri_args().key
     if type(key) ~= "string" then return send_error(400, "key required") end
