@@ -7,7 +7,19 @@ local mock = require("support.mock")
 
 local json = cozmox.json
 local ID = "3f6c2f7e-5a1b-4c2d-9e8f-0a1b2c3d4e5f"
-local SEEDED_DESC = { "ünï/cødé?#&", "..", "a b/c", "demo", ID }   -- newest (last seeded) first
+-- The demo sessions of spec/fixtures/demo/sessions.json, newest first
+-- (created 2025-06-06 .. 2025-06-02), and their statuses.
+local DEMO_DESC = {
+    "289afc20-3ca7-4376-862b-a96919eb4957", "3c52e522-4bcc-435d-8e80-36187a47ac29",
+    "3194ba09-75e8-4cca-8d7d-36749ddeca23", "4d3136a6-3952-476e-9c51-1c112bfc5211",
+    "86bf0f68-b613-4766-8f46-04f8f1b07ae0", "70fe0451-8264-41d4-92b0-82b83b97d402",
+}
+local DEMO_STATUS_DESC = { "active", "completed", "completed", "completed", "completed", "completed" }
+-- Every seeded session, newest first: the demo sessions, then the copies of
+-- the API reference's example (all created 2023-11-07T05:31:56Z, so the
+-- last seeded comes first).
+local SEEDED_DESC = { "ünï/cødé?#&", "..", "a b/c", "demo", ID }
+for i = #DEMO_DESC, 1, -1 do table.insert(SEEDED_DESC, 1, DEMO_DESC[i]) end
 local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 local ISO_MS = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$"
 
@@ -83,12 +95,14 @@ describe("session.list", function()
         assert.equal("GET", req.method)
         assert.equal("/session", req.request_uri)
         assert.is_nil(req.body)
-        assert.same({ itemsPerPage = 100, totalItems = 5, currentPage = 1 }, page.metadata)
+        assert.same({ itemsPerPage = 100, totalItems = 11, currentPage = 1 }, page.metadata)
         assert.equal(json.array_mt, getmetatable(page.results))
         assert.same(SEEDED_DESC, ids(page.results))
-        for _, s in ipairs(page.results) do
+        for i, s in ipairs(page.results) do
             assert.equal(session.mt, getmetatable(s))
-            assert.is_true(s:is_active())
+            local status = DEMO_STATUS_DESC[i] or "active"
+            assert.equal(status, s.status)
+            assert.equal(status == "active", s:is_active())
         end
         assert.is_nil(getmetatable(page))
         assert.same(SEEDED_DESC, ids(c.session.list({}).results))
@@ -829,7 +843,7 @@ describe("the mock's session store", function()
     it("lists the stored texts as they are", function()
         local _, text = raw("GET", "/session?limit=1&sortOrder=ASC")
         local fixture = mock.fixture("session.json"):gsub('"id": "<string>"', '"id": "' .. ID .. '"', 1)
-        assert.equal('{"results":[' .. fixture .. '],"metadata":{"itemsPerPage":1,"totalItems":5,"currentPage":1}}',
+        assert.equal('{"results":[' .. fixture .. '],"metadata":{"itemsPerPage":1,"totalItems":11,"currentPage":1}}',
             text)
     end)
 
