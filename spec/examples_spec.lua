@@ -92,6 +92,24 @@ describe("examples/list_sessions.lua", function()
         assert.equal(0, code)
         assert.matches("\n[^\n]+  <string>              active     2023%-11%-07T05:31:56Z          1  yes\n", out)
         assert.matches("\n1 of 5 sessions %(page 1%)\n$", out)
+        -- a UTF-8 id among UUIDs: every column starts at the same code point
+        local out5 = run("list_sessions.lua", { "--assistant", "<string>", "--limit", "5" })
+        local lines = {}
+        for line in out5:gmatch("[^\n]+") do lines[#lines + 1] = line end
+        assert.equal(7, #lines)
+        assert.equal("ünï/cødé?#&" .. (" "):rep(36 - 11) .. "  <string>", lines[2]:sub(1, #"ünï/cødé?#&" + 25 + 10))
+        local function column_of(line, what)
+            local at = assert(line:find(what, 1, true), what .. " not in " .. line)
+            local _, n = line:sub(1, at - 1):gsub("[^\128-\191]", "")
+            return n
+        end
+        assert.equal(38, column_of(lines[1], "NAME"))
+        assert.equal(60, column_of(lines[1], "STATUS"))
+        for i = 2, 6 do
+            assert.equal(38, column_of(lines[i], "<string>"), lines[i])
+            assert.equal(60, column_of(lines[i], "active"), lines[i])
+        end
+        assert.equal("5 of 5 sessions (page 1)", lines[7])
         local long = assert(client().session.create({ name = "ünïcødé name that is too long to show" }))
         out = run("list_sessions.lua", { "--name", long.name, "--limit", "1" })
         assert.matches(long.id .. "  ünïcødé name that i~  active", out, 1, true)
