@@ -45,7 +45,13 @@ build = {
       ["cozmox.retry"] = "lua/cozmox/retry.lua",
       ["cozmox.session"] = "lua/cozmox/session.lua",
       ["cozmox.time"] = "lua/cozmox/time.lua",
+      ["cozmox.transport"] = "lua/cozmox/transport.lua",
       ["cozmox.types"] = "lua/cozmox/types.lua",
+   },
+   -- luarocks puts a wrapper in the tree's bin/ that runs the script with
+   -- the Lua and module paths of that tree.
+   install = {
+      bin = { cozmox = "bin/cozmox" },
    },
    copy_directories = { "examples" },
 }
