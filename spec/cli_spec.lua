@@ -138,7 +138,8 @@ describe("cozmox --help / --version / usage", function()
             "COZMOX_TOKEN", "COZMOX_BASE_URL", "exit status: 0 done, 1 API" }) do
             assert.matches(synopsis, help, 1, true)
         end
-        for _, args in ipairs({ { "-h" }, { "help" }, { "get", "--help" }, { "list", "-h" }, { "export", "--help" } }) do
+        local asks = { { "-h" }, { "help" }, { "get", "--help" }, { "list", "-h" }, { "export", "--help" } }
+        for _, args in ipairs(asks) do
             local out, err2, code2 = cozmox_cmd(args)
             assert.equal(0, code2)
             assert.equal("", err2)
@@ -161,14 +162,14 @@ describe("cozmox --help / --version / usage", function()
         local cases = {
             { { "fetch", "x" }, "cozmox: unknown command 'fetch'\nTry 'cozmox --help'.\n" },
             { { "--colour" }, "cozmox: unknown command '--colour'\nTry 'cozmox --help'.\n" },
-            { { "get" }, "cozmox get: a session id is needed\nusage: cozmox get ID [--json | --transcript]\n" },
-            { { "get", "a", "b" }, "cozmox get: one session id only\nusage: cozmox get ID [--json | --transcript]\n" },
-            { { "get", "" }, "cozmox get: the session id must not be empty\nusage: cozmox get ID [--json | --transcript]\n" },
+            { { "get" }, "cozmox get: a session id is needed\n" },
+            { { "get", "a", "b" }, "cozmox get: one session id only\n" },
+            { { "get", "" }, "cozmox get: the session id must not be empty\n" },
             { { "get", "x", "--json", "--transcript" },
-                "cozmox get: --json and --transcript exclude each other\nusage: cozmox get ID [--json | --transcript]\n" },
+                "cozmox get: --json and --transcript exclude each other\n" },
             { { "get", "x", "--json=yes" },
-                "cozmox get: option '--json' takes no value\nusage: cozmox get ID [--json | --transcript]\n" },
-            { { "get", "-x" }, "cozmox get: unknown option '-x'\nusage: cozmox get ID [--json | --transcript]\n" },
+                "cozmox get: option '--json' takes no value\n" },
+            { { "get", "-x" }, "cozmox get: unknown option '-x'\n" },
             { { "list", "--colour", "red" }, "cozmox list: unknown option '--colour'\n" },
             { { "list", "--limit" }, "cozmox list: option '--limit' needs a value\n" },
             { { "list", "--limit", "0" }, "cozmox list: option '--limit' needs a positive integer, got '0'\n" },
@@ -178,7 +179,8 @@ describe("cozmox --help / --version / usage", function()
             { { "list", "--since", "2025-13-01" },
                 "cozmox list: option '--since': invalid ISO 8601 date-time '2025-13-01': month out of range\n" },
             { { "list", "--until", "yesterday" },
-                "cozmox list: option '--until': invalid ISO 8601 date-time 'yesterday': expected YYYY-MM-DD at the start\n" },
+                "cozmox list: option '--until': invalid ISO 8601 date-time 'yesterday': "
+                .. "expected YYYY-MM-DD at the start\n" },
             { { "list", "--assistant", "" }, "cozmox list: option '--assistant' needs a non-empty id\n" },
             { { "list", "extra" }, "cozmox list: unexpected argument 'extra'\n" },
             { { "export", "--limit", "5" }, "cozmox export: unknown option '--limit'\n" },
@@ -186,6 +188,7 @@ describe("cozmox --help / --version / usage", function()
                 "cozmox export: option '--page-size' needs a positive integer, got '1.5'\n" },
         }
         local synopsis = {
+            get = "usage: cozmox get ID [--json | --transcript]\n",
             list = "usage: cozmox list [--limit N] [--page N] [--oldest-first] [FILTERS]\n",
             export = "usage: cozmox export [--page-size N] [--oldest-first] [FILTERS] > sessions.jsonl\n",
         }
@@ -368,7 +371,8 @@ describe("cozmox list", function()
         local out, err, code = cozmox_cmd({ "list", "--limit", "5000" })
         assert.equal(1, code)
         assert.equal("", out)
-        assert.equal("cozmox: HTTP 400 Bad Request: limit must not be greater than 1000 (GET /session?limit=5000)\n", err)
+        assert.equal("cozmox: HTTP 400 Bad Request: limit must not be greater than 1000"
+            .. " (GET /session?limit=5000)\n", err)
     end)
 end)
 
@@ -416,7 +420,8 @@ describe("cozmox export", function()
         for _, line in ipairs(lines) do assert.equal(RILEY, json.decode(line).assistantId) end
         local _, err2, code2 = cozmox_cmd({ "export" }, "COZMOX_TOKEN=wrong")
         assert.equal(1, code2)
-        assert.matches("^cozmox: HTTP 401 Unauthorized: Invalid Key%. [^\n]+ %(GET /session%?limit=100&page=1%)\n$", err2)
+        assert.matches("^cozmox: HTTP 401 Unauthorized: Invalid Key%. [^\n]+"
+            .. " %(GET /session%?limit=100&page=1%)\n$", err2)
     end)
 
     -- `script` (util-linux) runs the command on a pseudo-terminal.

@@ -267,7 +267,9 @@ describe("examples/nginx", function()
             local vars = { PREFIX = prefix, PORT = tostring(port), ROOT = root:match("^/") and root
                 or (os.getenv("PWD") .. "/" .. root), USER_LINE = "" }
             if util.run("id -u") == "0\n" then vars.USER_LINE = "user root;" end
-            local conf = template:gsub("@([%w_]+)@", function(k) return assert(vars[k], "no value for @" .. k .. "@") end)
+            local conf = template:gsub("@([%w_]+)@", function(k)
+                return assert(vars[k], "no value for @" .. k .. "@")
+            end)
             local f = assert(io.open(prefix .. "/nginx.conf", "w"))
             f:write(conf)
             f:close()

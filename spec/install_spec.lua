@@ -122,7 +122,8 @@ describe("installation", function()
         assert(ok, out)
         local res, ok2 = try_tree(tree)
         assert(ok2, res)
-        assert.matches("^0%.1%.0\t%[1,{}%]\t" .. (tree .. "/lib/lua/" .. abi .. "/cozmox/core.so"):gsub("%p", "%%%0"), res)
+        local core = tree .. "/lib/lua/" .. abi .. "/cozmox/core.so"
+        assert.matches("^0%.1%.0\t%[1,{}%]\t" .. core:gsub("%p", "%%%0"), res)
         -- exactly: every module of lua/, the core, the command
         local want = { "bin/cozmox", "lib/lua/" .. abi .. "/cozmox/core.so" }
         for _, f in ipairs(files_under(root .. "/lua")) do want[#want + 1] = "share/lua/" .. abi .. "/" .. f end

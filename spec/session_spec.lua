@@ -114,7 +114,8 @@ describe("session.list", function()
             name = "a b&c", assistantId = "as/1", workflowId = "wf 1", page = 2, sortOrder = "ASC", limit = 10,
             createdAtGt = "2024-01-01T00:00:00Z", createdAtLt = "2024-02-01T00:00:00+01:00",
             createdAtGe = "2024-01-01", createdAtLe = "2024-03-01T10:20:30.5Z",
-            updatedAtGt = 0, updatedAtLt = 1699335116.25, updatedAtGe = 1699335116, updatedAtLe = "2030-01-01T00:00:00Z",
+            updatedAtGt = 0, updatedAtLt = 1699335116.25, updatedAtGe = 1699335116,
+            updatedAtLe = "2030-01-01T00:00:00Z",
         }))
         assert.equal("/session?assistantId=as%2F1&createdAtGe=2024-01-01&createdAtGt=2024-01-01T00%3A00%3A00Z"
             .. "&createdAtLe=2024-03-01T10%3A20%3A30.5Z&createdAtLt=2024-02-01T00%3A00%3A00%2B01%3A00"
@@ -341,7 +342,8 @@ describe("session.each", function()
                 return 200, { ["Content-Type"] = "application/json" }, pages[page] or '{"results":[]}'
             end })
         end
-        local c1 = fake({ '{"results":[{"id":"a"},{"id":"b"}]}', '{"results":[{"id":"c"}]}', '{"results":[{"id":"x"}]}' })
+        local c1 = fake({ '{"results":[{"id":"a"},{"id":"b"}]}', '{"results":[{"id":"c"}]}',
+            '{"results":[{"id":"x"}]}' })
         local got = {}
         for s, n, total in c1.session.each({ limit = 2 }) do got[#got + 1] = s.id .. n .. tostring(total) end
         assert.same({ "a1nil", "b2nil", "c3nil" }, got)
@@ -463,7 +465,8 @@ describe("session.create", function()
         bad("field 'expirationSeconds' must be an integer in 60..2592000, got 2592001", { expirationSeconds = 2592001 })
         bad("field 'expirationSeconds' must be an integer in 60..2592000, got 60.5", { expirationSeconds = 60.5 })
         bad("field 'expirationSeconds' must be an integer in 60..2592000, got \"60\"", { expirationSeconds = "60" })
-        bad("field 'expirationSeconds' must be an integer in 60..2592000, got null", { expirationSeconds = cozmox.null })
+        bad("field 'expirationSeconds' must be an integer in 60..2592000, got null",
+            { expirationSeconds = cozmox.null })
         bad("field 'assistantId' must be a string, got boolean", { assistantId = true })
         bad("field 'phoneNumberId' must be a string, got number", { phoneNumberId = 5 })
         bad("field 'assistant' must be a table (JSON object), got \"a\"", { assistant = "a" })
@@ -640,7 +643,8 @@ describe("session helpers", function()
 
     local function sample()
         return wrap({
-            id = "s1", status = "active", createdAt = "2024-03-01T10:00:00.500+01:00", updatedAt = "2024-03-01T09:30:00Z",
+            id = "s1", status = "active", createdAt = "2024-03-01T10:00:00.500+01:00",
+            updatedAt = "2024-03-01T09:30:00Z",
             expirationSeconds = 3600, assistantId = "asst-9", assistant = { name = "Ava" },
             customer = { number = "+15550001111", name = "Sam" },
             messages = json.array({
@@ -691,6 +695,7 @@ describe("session helpers", function()
         assert.is_nil(none)
         assert.equal("createdAt: invalid ISO 8601 date-time '2024-13-01T00:00:00Z': month out of range", err)
         none, err = wrap({ createdAt = 5 }):created_at()
+        assert.is_nil(none)
         assert.equal("createdAt is not a string", err)
     end)
 
@@ -765,6 +770,7 @@ describe("session helpers", function()
         assert.equal("Bo", ref.name)
         assert.equal("inline", kind)
         ref, kind = wrap({ assistantId = "", assistant = { name = "Cy" } }):assistant_ref()
+        assert.equal("Cy", ref.name)
         assert.equal("inline", kind)
         assert.is_nil(wrap({}):assistant_ref())
         assert.is_nil(wrap({ assistant = cozmox.null }):assistant_ref())
@@ -824,7 +830,8 @@ describe("the mock's session store", function()
 
     it("updates by splicing values into the stored text, every other byte kept", function()
         local fixture = mock.fixture("session.json")
-        local status, text = raw("PATCH", "/session/demo", '{"name": "x", "phoneNumberId": null, "status": "completed"}')
+        local status, text = raw("PATCH", "/session/demo",
+            '{"name": "x", "phoneNumberId": null, "status": "completed"}')
         assert.equal(200, status)
         local updated = text:match('"updatedAt": ("[^"]+")')
         assert.matches(ISO_MS, updated:sub(2, -2))
