@@ -7,16 +7,13 @@ local mock = require("support.mock")
 local util = require("support.util")
 
 local json = cozmox.json
-local root = util.spec_dir:gsub("/spec$", "")
-if root == "spec" then root = "." end
+local root, q = util.root, util.quote
 
 local RUNTIME = (type(jit) == "table" and jit.version) or _VERSION
 local DEMO = json.decode(mock.fixture("demo/sessions.json"))
 local RILEY = "47e90163-0cde-4317-a117-08b6ab99568f"
 local AVA = "7b69f9aa-e231-4973-b414-e1908675b72b"
 local MARIA = "70fe0451-8264-41d4-92b0-82b83b97d402"   -- the session make demo shows
-
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 local function words(args)
     local out = {}
@@ -28,16 +25,7 @@ end
 -- paths); env: a shell prefix ("VAR=value ...", "env -u VAR").  Returns
 -- stdout, stderr, exit status.
 local function cozmox_cmd(args, env)
-    local out, err = os.tmpname(), os.tmpname()
-    local cmd = ("cd %s && %s %s bin/cozmox %s </dev/null >%s 2>%s; echo $?"):format(
-        q(root), env or "", util.lua_bin(), words(args), q(out), q(err))
-    local p = assert(io.popen(cmd))
-    local code = tonumber(p:read("*a"))
-    p:close()
-    local stdout, stderr = util.read(out), util.read(err)
-    os.remove(out)
-    os.remove(err)
-    return stdout, stderr, code
+    return util.sh(("cd %s && %s %s bin/cozmox %s </dev/null"):format(q(root), env or "", util.lua_bin(), words(args)))
 end
 
 local function lines_of(s)
@@ -426,13 +414,9 @@ describe("cozmox export", function()
 
     -- `script` (util-linux) runs the command on a pseudo-terminal.
     local function on_terminal(command)
-        local shell = ("cd %s && SHELL=/bin/sh script -qec %s /dev/null </dev/null; echo \"<<$?>>\""):format(
-            q(root), q(command))
-        local p = assert(io.popen(shell))
-        local text = p:read("*a")
-        p:close()
-        local screen, code = text:match("^(.*)<<(%d+)>>\n$")
-        return screen, tonumber(code)
+        local screen, _, code = util.sh(("cd %s && SHELL=/bin/sh script -qec %s /dev/null </dev/null"):format(
+            q(root), q(command)))
+        return screen, code
     end
 
     it("shows a progress line when stderr is a terminal and stdout is not", function()

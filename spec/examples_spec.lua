@@ -6,26 +6,15 @@ local mock = require("support.mock")
 local util = require("support.util")
 local socket = require("socket")
 
-local root = util.spec_dir:gsub("/spec$", "")
-if root == "spec" then root = "." end
-
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+local root, q = util.root, util.quote
 
 -- Run an example with the spec's interpreter; returns stdout, stderr and
 -- the exit status.  env: extra "NAME=value" words.
 local function run(example, args, env)
-    local out, err = os.tmpname(), os.tmpname()
     local words = {}
     for i, a in ipairs(args or {}) do words[i] = q(a) end
-    local cmd = ("cd %s && %s %s %s %s >%s 2>%s; echo $?"):format(q(root), env or "", util.lua_bin(),
-        q("examples/" .. example), table.concat(words, " "), q(out), q(err))
-    local p = assert(io.popen(cmd))
-    local code = tonumber(p:read("*a"))
-    p:close()
-    local stdout, stderr = util.read(out), util.read(err)
-    os.remove(out)
-    os.remove(err)
-    return stdout, stderr, code
+    return util.sh(("cd %s && %s %s %s %s"):format(q(root), env or "", util.lua_bin(),
+        q("examples/" .. example), table.concat(words, " ")))
 end
 
 local client = mock.client

@@ -4,8 +4,7 @@
 -- the tree holds, and a release made as the README says installs.
 local util = require("support.util")
 
-local root = util.spec_dir:gsub("/spec$", "")
-if root == "spec" then root = "." end
+local root, q = util.root, util.quote
 
 -- The tree and build flavour of the interpreter running the specs.
 local luajit = type(jit) == "table"
@@ -17,27 +16,6 @@ local VERSION = require("cozmox").VERSION
 local AVA = "7b69f9aa-e231-4973-b414-e1908675b72b"
 local RILEY = "47e90163-0cde-4317-a117-08b6ab99568f"
 local MARIA = "70fe0451-8264-41d4-92b0-82b83b97d402"
-
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function tmpdir()
-    local d = os.tmpname()
-    os.remove(d)
-    assert(util.run("mkdir -p " .. q(d)))
-    return d
-end
-
--- Output and exit status of a shell command (stderr kept apart).
-local function sh(cmd)
-    local err = os.tmpname()
-    local p = assert(io.popen("(" .. cmd .. ") 2>" .. q(err) .. "; echo \"<<$?>>\""))
-    local text = p:read("*a")
-    p:close()
-    local stderr = util.read(err)
-    os.remove(err)
-    local out, code = text:match("^(.*)<<(%d+)>>\n$")
-    return out, tonumber(code), stderr
-end
 
 -- luarocks for the interpreter under test: for LuaJIT, a config that names it.
 local function luarocks(args)
@@ -65,19 +43,19 @@ end
 -- modules of another Lua) -- it must find its own tree's.
 local function check_command(cozmox)
     local env = "cd /tmp && LUA_PATH='/nonexistent/?.lua' LUA_CPATH='/usr/lib/x86_64-linux-gnu/lua/5.3/?.so' "
-    local out, code, err = sh(env .. q(cozmox) .. " --version")
+    local out, err, code = util.sh(env .. q(cozmox) .. " --version")
     assert.equal(0, code, err)
     assert.equal("cozmox " .. VERSION .. " (" .. RUNTIME .. ")\n", out)
-    out, code, err = sh(env .. q(cozmox) .. " get " .. MARIA .. " --transcript")
+    out, err, code = util.sh(env .. q(cozmox) .. " get " .. MARIA .. " --transcript")
     assert.equal(0, code, err)
     assert.equal("", err)
     assert.matches("^%[00:00%] Riley: Hi, this is Riley from Northwind Fiber%.", out)
     assert.equal(13, select(2, out:gsub("\n", "")))
-    out, code, err = sh(env .. q(cozmox) .. " list --assistant " .. AVA)
+    out, err, code = util.sh(env .. q(cozmox) .. " list --assistant " .. AVA)
     assert.equal(0, code, err)
     assert.matches("\n3c52e522%-4bcc%-435d%-8e80%-36187a47ac29  2025%-06%-05 13:05  completed  Ava ", out)
     assert.matches("\n2 of 2 sessions, newest first %(page 1 of 1%)\n$", out)
-    out, code, err = sh(env .. q(cozmox) .. " export --assistant " .. RILEY .. " --page-size 2")
+    out, err, code = util.sh(env .. q(cozmox) .. " export --assistant " .. RILEY .. " --page-size 2")
     assert.equal(0, code, err)
     assert.equal("", err)
     local n = 0
@@ -86,7 +64,7 @@ local function check_command(cozmox)
         assert.matches('"assistantId":"' .. RILEY .. '"', line, 1, true)
     end
     assert.equal(3, n)
-    out, code, err = sh(env .. q(cozmox) .. " get nope")
+    out, err, code = util.sh(env .. q(cozmox) .. " get nope")
     assert.equal(1, code)
     assert.equal("", out)
     assert.equal("cozmox: HTTP 404 Not Found: Session not found (GET /session/nope)\n", err)
@@ -117,7 +95,7 @@ end
 
 describe("installation", function()
     it("make install PREFIX=... installs modules, core.so and the cozmox command into the standard tree", function()
-        local tree = tmpdir()
+        local tree = util.tmpdir()
         local out, ok = util.run(string.format("make -s -C %s install PREFIX=%s %s", q(root), q(tree), make_flavour))
         assert(ok, out)
         local res, ok2 = try_tree(tree)
@@ -142,8 +120,8 @@ describe("installation", function()
     end)
 
     it("luarocks make --deps-mode=none builds and installs the rockspec, the command included", function()
-        local tree = tmpdir()
-        local out, code, err = sh("cd " .. q(root) .. " && "
+        local tree = util.tmpdir()
+        local out, err, code = util.sh("cd " .. q(root) .. " && "
             .. luarocks("make --deps-mode=none --tree " .. q(tree) .. " cozmox-" .. VERSION .. "-1.rockspec"))
         assert.equal(0, code, out .. err)
         assert.matches("is now installed", out)
@@ -193,7 +171,7 @@ describe("the rockspec", function()
         assert.equal(VERSION .. "-1", spec.version)
         assert.equal("v" .. VERSION, spec.source.tag)
         assert.matches("^git%+https://", spec.source.url)
-        local out, code, err = sh("cd " .. q(root) .. " && luarocks lint " .. q(name))
+        local out, err, code = util.sh("cd " .. q(root) .. " && luarocks lint " .. q(name))
         assert.equal(0, code, out .. err)
         assert.equal("", out .. err)
     end)
@@ -201,11 +179,10 @@ describe("the rockspec", function()
     it("makes a release as the README says: tag, luarocks pack, and the .src.rock installs", function()
         -- A repository holding the tracked files as they are now, standing
         -- in for the project's remote; the rockspec's source points at it.
-        local work = tmpdir()
+        local work = util.tmpdir()
         local repo, tree = work .. "/cozmox-lua", work .. "/tree"
-        local out, code, err = sh("cd " .. q(root) .. " && mkdir " .. q(repo)
-            .. " && git ls-files -z | xargs -0 cp --parents -t " .. q(repo)
-            .. " && cd " .. q(repo) .. " && git init -q && git add -A"
+        util.copy_checkout(repo)
+        local out, err, code = util.sh("cd " .. q(repo) .. " && git init -q && git add -A"
             .. " && git -c user.name=spec -c user.email=spec@example.com commit -qm release"
             .. " && git tag v" .. VERSION)
         assert.equal(0, code, out .. err)
@@ -214,13 +191,13 @@ describe("the rockspec", function()
         local f = assert(io.open(work .. "/" .. name, "w"))
         f:write((text:gsub(url:gsub("%p", "%%%0"), "git+file://" .. repo)))
         f:close()
-        out, code, err = sh("cd " .. q(work) .. " && luarocks pack " .. q(name))
+        out, err, code = util.sh("cd " .. q(work) .. " && luarocks pack " .. q(name))
         assert.equal(0, code, out .. err)
         local rock = "cozmox-" .. VERSION .. "-1.src.rock"
         assert.matches(rock, out, 1, true)
         local listing = util.run("cd " .. q(work) .. " && unzip -l " .. q(rock))
         assert.matches(" " .. name .. "\n", listing, 1, true)
-        out, code, err = sh("cd " .. q(work) .. " && "
+        out, err, code = util.sh("cd " .. q(work) .. " && "
             .. luarocks("build --deps-mode=none --tree " .. q(tree) .. " " .. q(rock)))
         assert.equal(0, code, out .. err)
         check_command(tree .. "/bin/cozmox")

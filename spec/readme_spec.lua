@@ -11,10 +11,7 @@
 local util = require("support.util")
 
 local readme = util.read(util.spec_dir .. "/../README.md")
-local root = util.spec_dir:gsub("/spec$", "")
-if root == "spec" then root = "." end
-
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+local q = util.quote
 
 -- Every fenced block in order: { lang, code, before = the text since the previous block }.
 local fenced = {}
@@ -96,12 +93,10 @@ describe("README", function()
             assert.matches(cmd, all, 1, true)
         end
 
-        local work = os.tmpname()
-        os.remove(work)
+        local work = util.tmpdir()
         local copy, home, state = work .. "/cozmox-lua", work .. "/home", work .. "/state"
-        local out, ok = util.run("mkdir -p " .. q(copy) .. " " .. q(home) .. " " .. q(state) .. " && cd " .. q(root)
-            .. " && git ls-files -z | xargs -0 cp --parents -t " .. q(copy))
-        assert(ok, out)
+        util.copy_checkout(copy)
+        assert(util.run("mkdir " .. q(home) .. " " .. q(state)))
         local main = { "set -euo pipefail", "cd " .. q(copy) }
         for i, b in ipairs(ran) do
             local f = assert(io.open(state .. "/" .. i .. ".sh", "w"))
@@ -114,8 +109,9 @@ describe("README", function()
         local f = assert(io.open(state .. "/main.sh", "w"))
         f:write(table.concat(main, "\n"), "\n")
         f:close()
-        out = util.run("env -i HOME=" .. q(home) .. " PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-            .. " LANG=C.UTF-8 TMPDIR=" .. q(os.getenv("TMPDIR") or "/tmp") .. " bash " .. q(state .. "/main.sh"))
+        local out = util.run("env -i HOME=" .. q(home)
+            .. " PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8"
+            .. " TMPDIR=" .. q(os.getenv("TMPDIR") or "/tmp") .. " bash " .. q(state .. "/main.sh"))
         local current = util.read(state .. "/current"):gsub("\n$", "")
         if current ~= "done" then
             local n = tonumber(current)
@@ -126,7 +122,8 @@ describe("README", function()
         local checked = 0
         for i, b in ipairs(ran) do
             if b.output then
-                assert.equal(b.output, util.read(state .. "/" .. i .. ".out"), "README shell block " .. i .. ":\n" .. b.code)
+                assert.equal(b.output, util.read(state .. "/" .. i .. ".out"),
+                    "README shell block " .. i .. ":\n" .. b.code)
                 checked = checked + 1
             end
         end

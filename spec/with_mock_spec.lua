@@ -4,23 +4,12 @@
 -- environment unchanged, and its exit status.
 local util = require("support.util")
 
-local root = util.spec_dir:gsub("/spec$", "")
-if root == "spec" then root = "." end
-
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+local q = util.quote
 
 -- Run `env ENV bash scripts/with-mock.sh sh -c CMD` from another directory;
 -- returns its stdout, stderr and exit status.
 local function with_mock(env, cmd)
-    local err = os.tmpname()
-    local p = assert(io.popen(("cd /tmp && env %s bash %s sh -c %s 2>%s; echo \"<<$?>>\""):format(
-        env, q(root .. "/scripts/with-mock.sh"), q(cmd), q(err))))
-    local text = p:read("*a")
-    p:close()
-    local stderr = util.read(err)
-    os.remove(err)
-    local out, code = text:match("^(.*)<<(%d+)>>\n$")
-    return out, stderr, tonumber(code)
+    return util.sh(("cd /tmp && env %s bash %s sh -c %s"):format(env, q(util.root .. "/scripts/with-mock.sh"), q(cmd)))
 end
 
 -- What CMD does: ask the mock for a session, then print the Lua variables it got.
