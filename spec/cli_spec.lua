@@ -355,6 +355,22 @@ describe("cozmox list", function()
         assert_aligned(lines_of(out))
     end)
 
+    it("says when a page is past the last one", function()
+        local out, err, code = cozmox_cmd({ "list", "--page", "99" })
+        assert.equal(0, code, err)
+        assert.equal("0 of 11 sessions, newest first (page 99 of 1: past the last page)\n", out)
+    end)
+
+    it("exits 1 when stdout cannot be written (a full disk)", function()
+        for _, args in ipairs({ { "list" }, { "export" }, { "get", MARIA } }) do
+            local out, err, code = util.sh(("cd %s && %s bin/cozmox %s >/dev/full"):format(
+                q(root), util.lua_bin(), words(args)))
+            assert.equal(1, code, table.concat(args, " "))
+            assert.equal("", out)
+            assert.matches("^cozmox: cannot write to stdout: [^\n]+\n$", err)
+        end
+    end)
+
     it("exits 1 with the API's error on stderr", function()
         local out, err, code = cozmox_cmd({ "list", "--limit", "5000" })
         assert.equal(1, code)
