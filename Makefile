@@ -90,7 +90,7 @@ install: $(CORE)
 	  "$$(command -v $(LUA_BIN))" "$(LUA_LMOD)" "$(LUA_CMOD)"
 
 uninstall:
-	rm -rf "$(DESTDIR)$(LUA_LMOD)/cozmox" "$(DESTDIR)$(LUA_LMOD)/cozmox.lua" "$(DESTDIR)$(LUA_CMOD)/cozmox"
+	rm -rf "$(DESTDIR)$(LUA_LMOD)/cozmox" "$(DESTDIR)$(LUA_CMOD)/cozmox"
 	rm -f "$(DESTDIR)$(BINDIR)/cozmox"
 
 test: deps
