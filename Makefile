@@ -112,8 +112,11 @@ lint:
 	@DEPS_EXTRA="$(LINT_DEPS)" bash scripts/deps.sh
 	@luacheck --formatter=plain $(LINT_PATHS) && echo "luacheck: no warnings in $(LINT_PATHS)"
 
+# (luarocks make builds in the checkout: src/*.o and cozmox/core.so.)
 clean:
 	rm -rf build
+	rm -f src/*.o cozmox/core.so
+	if [ -d cozmox ]; then rmdir cozmox; fi
 
 # --- make sanitize ----------------------------------------------------------
 # Builds build/sanitize/cozmox/core.so (SANITIZE=1 above) and runs every
