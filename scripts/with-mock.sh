@@ -19,6 +19,10 @@
 #   NO_PROXY, no_proxy     extended with 127.0.0.1,localhost
 # then stops nginx, removes every file it made and exits with CMD's status.
 # Works from any directory; everything lives in one temp dir.
+# The caller's LUA_PATH, LUA_CPATH and LUA_INIT (which may lack ";;" or
+# belong to another Lua) reach CMD unchanged but neither the helpers here
+# (lua5.4 -E: Debian's default paths) nor the mock's nginx (its LuaJIT
+# finds cjson and resty.core in its default paths).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -126,7 +130,7 @@ TOKEN="test-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
 
 # Five distinct free ports: bind all to port 0 at once, then release them.
 free_ports() {
-  lua5.4 -e '
+  lua5.4 -E -e '
     local socket = require "socket"
     local s, ports = {}, {}
     for i = 1, 5 do
@@ -139,7 +143,7 @@ free_ports() {
 
 # render TEMPLATE OUT NAME=VALUE...: replace each @NAME@.
 render() {
-  lua5.4 - "$@" <<'LUA'
+  lua5.4 -E - "$@" <<'LUA'
 local src, dst = arg[1], arg[2]
 local vars = {}
 for i = 3, #arg do
@@ -176,7 +180,8 @@ for _ in 1 2 3 4 5; do           # new ports if another process took ours
     "PREFIX=$TMP" "MOCK_DIR=$MOCK_DIR" "USER_LINE=$user_line" \
     "HTTP_PORT=$HTTP_PORT" "HTTPS_PORT=$HTTPS_PORT" "ROGUE_PORT=$ROGUE_PORT" "WRONG_PORT=$WRONG_PORT" "H2_PORT=$H2_PORT"
   : > "$TMP/error.log"
-  nginx -p "$TMP" -c "$TMP/nginx.conf" -e "$TMP/error.log" -g 'daemon off;' \
+  env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_1 -u LUA_CPATH_5_1 \
+    nginx -p "$TMP" -c "$TMP/nginx.conf" -e "$TMP/error.log" -g 'daemon off;' \
     </dev/null >>"$TMP/nginx.out" 2>&1 &
   nginx_pid=$!
   for _ in $(seq 100); do            # up to ~10 s

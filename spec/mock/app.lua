@@ -18,7 +18,11 @@ API's "Invalid Key. Hot tip, ..." body):
                              "3f6c2f7e-5a1b-4c2d-9e8f-0a1b2c3d4e5f", "demo",
                              "a b/c", "..", "ünï/cødé?#&"; each is
                              spec/fixtures/session.json byte for byte except
-                             the top-level "id" value.
+                             the top-level "id" value. Also seeded: the demo
+                             sessions of spec/fixtures/demo/sessions.json
+                             (realistic support calls, created in June 2025),
+                             each served as its array element is written
+                             there.
   GET /session/invalid-input 400 with the API's validation error (message is
                              an array of strings).
   GET /session               a page of sessions (sessions.lua):

@@ -130,7 +130,7 @@ local function f_chunked_malformed()
   return close_connection()
 end
 
-local function f_stall(app, args)
+local function f_stall(_, args)
   local secs = int_arg(args, "s", 30, 0, 3600)
   ngx.status = 200
   ngx.header["Content-Type"] = "application/json"
@@ -141,7 +141,7 @@ local function f_stall(app, args)
   return ngx.exit(ngx.HTTP_OK)
 end
 
-local function f_slow(app, args)
+local function f_slow(_, args)
   local ms = int_arg(args, "ms", 2000, 0, 600000)
   local body = session_json()
   local pieces = 20
@@ -255,7 +255,7 @@ end
 
 local MIB = 1048576
 
-local function f_big(app, args)
+local function f_big(_, args)
   local mb = int_arg(args, "mb", 1, 0, 1024)
   ngx.status = 200
   ngx.header["Content-Type"] = "application/json"
