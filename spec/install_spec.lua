@@ -103,7 +103,7 @@ describe("installation", function()
         local core = tree .. "/lib/lua/" .. abi .. "/cozmox/core.so"
         assert.matches("^0%.1%.0\t%[1,{}%]\t" .. core:gsub("%p", "%%%0"), res)
         -- exactly: every module of lua/, the core, the command
-        local want = { "bin/cozmox", "lib/lua/" .. abi .. "/cozmox/core.so" }
+        local want = { "bin/cozmox", "lib/lua/" .. abi .. "/cozmox/core.so", "lib/lua/" .. abi .. "/cozmox/curl.so" }
         for _, f in ipairs(files_under(root .. "/lua")) do want[#want + 1] = "share/lua/" .. abi .. "/" .. f end
         table.sort(want)
         assert.same(want, files_under(tree))
@@ -137,7 +137,7 @@ describe("the rockspec", function()
     local name = "cozmox-" .. VERSION .. "-1.rockspec"
     local spec = rockspec(root .. "/" .. name)
 
-    it("lists every Lua module under lua/ and, for the C core, every src/*.c", function()
+    it("lists every Lua module under lua/ and, for the two C modules, the src/*.c the Makefile builds them from", function()
         local want = {}
         for _, f in ipairs(files_under(root .. "/lua")) do
             if f:match("%.lua$") then
@@ -148,19 +148,33 @@ describe("the rockspec", function()
         local have, sources = {}, {}
         for mod, def in pairs(spec.build.modules) do
             if type(def) == "table" then
-                for _, src in ipairs(def.sources) do sources[#sources + 1] = src end
+                sources[mod] = {}
+                for _, src in ipairs(def.sources) do sources[mod][#sources[mod] + 1] = src end
+                table.sort(sources[mod])
             else
                 have[mod] = def
             end
         end
         assert.same(want, have)
-        local c_files = {}
-        for _, f in ipairs(files_under(root .. "/src")) do
-            if f:match("%.c$") then c_files[#c_files + 1] = "src/" .. f end
+        -- the Makefile's split: cozmox.core is src/*.c but CURL_ONLY,
+        -- cozmox.curl is src/*.c but CORE_ONLY
+        local makefile = util.read(root .. "/Makefile")
+        local function list(var)
+            local set = {}
+            for f in makefile:match("\n" .. var .. "%s*:=%s*([^\n]*)"):gmatch("%S+") do set[f] = true end
+            return set
         end
-        table.sort(sources)
-        assert.is_true(#c_files > 0)
-        assert.same(c_files, sources)
+        local curl_only, core_only = list("CURL_ONLY"), list("CORE_ONLY")
+        local core_want, curl_want = {}, {}
+        for _, f in ipairs(files_under(root .. "/src")) do
+            if f:match("%.c$") then
+                f = "src/" .. f
+                if not curl_only[f] then core_want[#core_want + 1] = f end
+                if not core_only[f] then curl_want[#curl_want + 1] = f end
+            end
+        end
+        assert.is_true(#core_want > 0 and #curl_want > 0)
+        assert.same({ ["cozmox.core"] = core_want, ["cozmox.curl"] = curl_want }, sources)
     end)
 
     it("installs every command under bin/, names its version everywhere alike and is lint-clean", function()
