@@ -371,7 +371,8 @@ do
 end
 
 line("%s", RULE)
-line("MEMORY: peak RSS (VmHWM) of a fresh lua5.4 process fetching + decoding (b)   peak MiB  (RSS before fetch, growth)")
+line("MEMORY: peak RSS (VmHWM) of a fresh lua5.4 process fetching + decoding (b)   peak MiB  "
+    .. "(RSS before fetch, growth)")
 local mem = { cozmox = median(R.mem.cozmox), luasocket = median(R.mem.luasocket) }
 for _, m in ipairs({ { "cozmox", "cozmox client.session.get (streaming decode, no body string)" },
     { "luasocket", "luasocket socket.http -> body string -> lua-cjson" } }) do
@@ -381,12 +382,14 @@ end
 do
     local r = mem.cozmox / mem.luasocket
     local lo, hi = minmax(round_ratios(R.mem.cozmox, R.mem.luasocket, function(a, b) return a / b end))
-    line("  %-62s %-21s %-22s %s", "peak: cozmox / luasocket+cjson", ratio_str(r, lo, hi), "target < 1x", verdict(r < 1))
+    line("  %-62s %-21s %-22s %s", "peak: cozmox / luasocket+cjson", ratio_str(r, lo, hi), "target < 1x",
+        verdict(r < 1))
     local function growth(w, i) return R.mem[w][i] - R.mem_start[w][i] end
     local g = {}
     for i = 1, math.min(#R.mem.cozmox, #R.mem.luasocket) do g[i] = growth("cozmox", i) / growth("luasocket", i) end
     local glo, ghi = minmax(g)
-    line("  %-62s %-21s %s", "growth (peak - RSS before fetch): cozmox / luasocket+cjson", ratio_str(median(g), glo, ghi),
+    line("  %-62s %-21s %s", "growth (peak - RSS before fetch): cozmox / luasocket+cjson", ratio_str(median(g), glo,
+        ghi),
         "(information; the RSS before fetch includes loading libcurl and its TLS stack)")
 end
 
@@ -403,7 +406,8 @@ for _, c in ipairs(CONCURRENCY) do
     else
         local m = median(R.many[c])
         local waves = math.ceil(SLOW_IDS / c)
-        local note = format("lower bound %d wave%s x %.1f s = %.1f s", waves, waves == 1 and "" or "s", SLOW_DELAY, bound)
+        local note = format("lower bound %d wave%s x %.1f s = %.1f s", waves, waves == 1 and "" or "s", SLOW_DELAY,
+            bound)
         if R.many_err[c] then note = note .. "; some rounds failed: " .. R.many_err[c] end
         line("  %-62s %8.3f   %-22s %-8s %s", label, m, "target < 1 s", verdict(m < 1), note)
     end
@@ -415,11 +419,14 @@ line("Notes: MB = 10^6 bytes. Ratios are of the medians; (range) = min-max of th
 line("  Decode/encode (bench/codec.lua, one process per runtime): one call per document, os.clock (process CPU time),")
 line("  GC at Lua defaults for all; per round: cozmox and lua-cjson the same count (~16 MB of input, >= 3), dkjson")
 line("  ~0.5 MB (>= 1), each contender's share cut into %d slices run contender after contender (order", SLICES)
-line("  rotated per slice); end to end likewise. Encode: both encode the value cozmox.json.decode gives; lua-cjson with its defaults prints")
+line("  rotated per slice); end to end likewise. Encode: both encode the value cozmox.json.decode gives; "
+    .. "lua-cjson with its defaults prints")
 line("  14 significant digits (-65.613616999999977 -> -65.613617), cozmox the shortest text that reads back exactly.")
 line("  cozmox decodes integers exactly (Lua integers, 64-bit); lua-cjson returns every number as a float (integers")
-line("  beyond 2^53 are rounded); dkjson keeps integers (via tonumber). cozmox and dkjson also give arrays a metatable.")
-line("  End to end: same request headers for cozmox and the floor (Accept, Authorization, User-Agent, Accept-Encoding);")
+line("  beyond 2^53 are rounded); dkjson keeps integers (via tonumber). cozmox and dkjson also give arrays "
+    .. "a metatable.")
+line("  End to end: same request headers for cozmox and the floor (Accept, Authorization, User-Agent, "
+    .. "Accept-Encoding);")
 line("  nginx: 1 worker, static file, keep-alive; the floor is its own process (start-up and warm-up untimed).")
 line("  Concurrency: get_many with concurrency = c needs at least ceil(50/c) waves of 200 ms: 1.4 s for c = 8,")
 line("  so the < 1 s target needs c >= 13. Total bench time %.0f s.", elapsed)

@@ -572,7 +572,8 @@ describe("cozmox.core.encode", function()
       assert.are.equal("[1]", encode({1}, nil))
       assert.are.equal("[1]", encode({1}, {}))
       assert.are.equal(string.rep("[", 999) .. "[]" .. string.rep("]", 999),
-                       encode(nest(1000, function(inner) return array({inner}) end), {sort_keys = true, indent = 0}):gsub("\n", ""))
+                       encode(nest(1000, function(inner) return array({inner}) end), {sort_keys = true,
+                           indent = 0}):gsub("\n", ""))
     end)
   end)
 

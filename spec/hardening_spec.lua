@@ -25,11 +25,14 @@ describe("bad arguments", function()
             { function() cozmox.new({ timeout = math.huge }) end, "option 'timeout' must be a number of seconds" },
             { function() cozmox.new({ timeout = 0 / 0 }) end, "option 'timeout' must be a number of seconds" },
             { function() cozmox.new({ connect_timeout = 1e12 }) end, "option 'connect_timeout' must be" },
-            { function() cozmox.new({ max_response_bytes = 2 ^ 63 }) end, "option 'max_response_bytes' must be an integer" },
-            { function() cozmox.new({ base_url = "ftp://x" }) end, "option 'base_url' must be an http:// or https:// URL" },
+            { function() cozmox.new({ max_response_bytes = 2 ^ 63 }) end,
+                "option 'max_response_bytes' must be an integer" },
+            { function() cozmox.new({ base_url = "ftp://x" }) end,
+                "option 'base_url' must be an http:// or https:// URL" },
             { function() cozmox.new({ token = "a\nb" }) end, "option 'token' must be a non-empty string" },
             { function() cozmox.new({ transport = "pigeon" }) end, "option 'transport' must be \"auto\", \"curl\"" },
-            { function() cozmox.new({ max_retries = 1.5 }) end, "option 'max_retries' must be an integer between 0 and 100" },
+            { function() cozmox.new({ max_retries = 1.5 }) end,
+                "option 'max_retries' must be an integer between 0 and 100" },
             { function() cozmox.new({ json_big_integers = "bignum" }) end, "option 'json_big_integers' must be" },
             { function() cozmox.new({ tiemout = 1 }) end, "unknown option 'tiemout'" },
         }
@@ -52,8 +55,8 @@ describe("bad arguments", function()
         assert(here, err)
         local f3 = function() c.request("GET", "/x") end
         err, here = raised_at(f3, debug.getinfo(f3, "S").linedefined)
-        assert.matches("bad argument #1 to 'request' (cozmox.client expected, got string; call it as client:request(...))",
-            err, 1, true)
+        assert.matches("bad argument #1 to 'request' (cozmox.client expected, got string; "
+            .. "call it as client:request(...))", err, 1, true)
         assert(here, err)
         c:close()
         local f4 = function() c.session.get("demo") end
@@ -187,7 +190,8 @@ describe("re-entrancy", function()
     it("perform_many refused for a bad request leaves the handle usable at once", function()
         local curl = require("cozmox.curl")
         local h = curl.handle({ connect_timeout = 5, max_response_bytes = 1e6, max_depth = 100 })
-        assert.has_error(function() h:perform_many({ { method = "GET", url = {}, timeout = 1, connect_timeout = 1 } }) end,
+        assert.has_error(function() h:perform_many({ { method = "GET", url = {}, timeout = 1,
+            connect_timeout = 1 } }) end,
             "bad argument #1 to 'perform_many' (reqs[1].url must be a string without NUL)")
         local r = h:perform({ method = "GET", url = mock.base_url .. "/fault/ok", timeout = 5, connect_timeout = 5 })
         assert.equal(200, r.status)

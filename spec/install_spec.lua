@@ -137,7 +137,8 @@ describe("the rockspec", function()
     local name = "cozmox-" .. VERSION .. "-1.rockspec"
     local spec = rockspec(root .. "/" .. name)
 
-    it("lists every Lua module under lua/ and, for the two C modules, the src/*.c the Makefile builds them from", function()
+    it("lists every Lua module under lua/ and, for the two C modules, the src/*.c the Makefile builds them from",
+        function()
         local want = {}
         for _, f in ipairs(files_under(root .. "/lua")) do
             if f:match("%.lua$") then

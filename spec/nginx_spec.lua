@@ -4,7 +4,6 @@
 -- of the mock API.
 local cozmox = require("cozmox")
 local mock = require("support.mock")
-local util = require("support.util")
 local socket = require("socket")
 
 local support = require("support.nginx")

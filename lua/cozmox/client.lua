@@ -195,7 +195,9 @@ end
 -- for an empty one) and the status, or nil, err.
 local function call(st, method, path, body, lines, retry_any)
     local s = st.s
-    if not st.has_token then return nil, new_error({ kind = "config", message = NO_TOKEN, method = method, path = path }) end
+    if not st.has_token then
+        return nil, new_error({ kind = "config", message = NO_TOKEN, method = method, path = path })
+    end
     local deadline = now() + s.timeout
     local url = s.base_url .. path
     local may_retry = retry_any or IDEMPOTENT[method]

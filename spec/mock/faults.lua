@@ -277,7 +277,7 @@ end
 
 -- [{},{},...] of about ?mb=N MiB (streamed, chunked); ?broken=1 ends it
 -- with a byte that is not JSON, so it fails only at the very end.
-local function f_tiny(app, args)
+local function f_tiny(_, args)
   local mb = int_arg(args, "mb", 1, 1, 256)
   local per_block = floor(MIB / 3)
   local block = str_rep("{},", per_block)
@@ -293,7 +293,7 @@ local function f_tiny(app, args)
 end
 
 -- One JSON string of ?mb=N MiB: {"s":"xxx...x"} (streamed, chunked).
-local function f_bigstring(app, args)
+local function f_bigstring(_, args)
   local mb = int_arg(args, "mb", 1, 1, 256)
   local block = str_rep("x", MIB)
   ngx.status = 200
@@ -321,7 +321,7 @@ end
 
 -- A body of `bytes` bytes (default: the whole session) sent one byte every
 -- ms milliseconds, with its Content-Length.
-local function f_trickle(app, args)
+local function f_trickle(_, args)
   local ms = int_arg(args, "ms", 100, 0, 60000)
   local body = session_json()
   local n = int_arg(args, "bytes", #body, 1, #body)

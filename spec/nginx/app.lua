@@ -61,7 +61,8 @@ local function matrix_env(key)
     local base = os.getenv("COZMOX_BASE_URL")
     local by_name = function(url) return (url:gsub("//127%.0%.0%.1:", "//localhost:")) end
     return { base = base, http = base, https = by_name(os.getenv("COZMOX_TEST_HTTPS_URL")),
-        rogue = by_name(os.getenv("COZMOX_TEST_ROGUE_URL")), wrong_host = by_name(os.getenv("COZMOX_TEST_WRONG_HOST_URL")),
+        rogue = by_name(os.getenv("COZMOX_TEST_ROGUE_URL")),
+            wrong_host = by_name(os.getenv("COZMOX_TEST_WRONG_HOST_URL")),
         refused = ngx.unescape_uri(ngx.var.arg_refused or ""), localhost = by_name(base), key = key,
         token = os.getenv("COZMOX_TOKEN") }
 end

@@ -85,7 +85,8 @@ _M.cases = {
     { name = "body trickled byte by byte: timeout = 2 ends it", id = "trickle?ms=100&bytes=60",
       opts = { timeout = 2 }, expect = { kind = "timeout", min_elapsed = 1.9, max_elapsed = 2.7 } },
     { name = "timeout bounds the retries too", id = "status?code=503&key=$KEY",
-      opts = { timeout = 1.5, real_sleep = 0.6, max_retries = 10 }, expect = { kind = "http", status = 503, max_elapsed = 2.1 } },
+      opts = { timeout = 1.5, real_sleep = 0.6, max_retries = 10 }, expect = { kind = "http", status = 503,
+          max_elapsed = 2.1 } },
     -- redirects
     { name = "redirects not followed unless asked", id = "redirect?to=/fault/by-id/session/ok",
       expect = { kind = "http", status = 302 } },
@@ -111,7 +112,8 @@ _M.cases = {
     { name = "a proxy page echoing the request headers", id = "echo-html", opts = { max_retries = 0 },
       expect = { kind = "http", status = 502, snippet = true, no_secret = true } },
     { name = "control characters in the API's message stay out of the line", id = "ctl-message",
-      opts = { max_retries = 0 }, expect = { kind = "http", status = 500, one_line = true, message = "line one\\r\\nFAKE" } },
+      opts = { max_retries = 0 }, expect = { kind = "http", status = 500, one_line = true,
+          message = "line one\\r\\nFAKE" } },
     -- TLS
     { name = "verified TLS", where = "tls", id = "ok", expect = { ok = true } },
     { name = "untrusted certificate", where = "rogue", id = "ok", expect = { kind = "tls", attempts = 1 } },
@@ -184,7 +186,7 @@ function _M.run(case, env, make_client, get, now)
                 result.secret_seen = table.concat(texts, "\n"):find(env.token, 1, true) ~= nil
             end
             result.one_line = not tostring(err):find("[%z\1-\31\127]")
-            err, s = nil, nil
+            err, s = nil, nil -- luacheck: ignore (dropped before the heap is measured)
             break
         end
         result.ok = type(s) == "table" and s.id == id
@@ -193,7 +195,7 @@ function _M.run(case, env, make_client, get, now)
     end
     result.elapsed = now() - t0
     if case.heap then
-        c = nil
+        c = nil -- luacheck: ignore (dropped before the heap is measured)
         collectgarbage()
         collectgarbage()
         result.heap_growth_kb = collectgarbage("count") - result.heap_before
@@ -209,7 +211,8 @@ function _M.check(case, r)
     if e.ok and not r.ok then return fail("expected the session") end
     if e.ok_id and r.got_id ~= e.ok_id then return fail("expected the session " .. e.ok_id) end
     if e.kind and r.kind ~= e.kind then return fail("kind " .. tostring(r.kind) .. ", expected " .. e.kind) end
-    if e.status and r.status ~= e.status then return fail("status " .. tostring(r.status) .. ", expected " .. e.status) end
+    if e.status and r.status ~= e.status then return fail("status " .. tostring(r.status) .. ", expected "
+        .. e.status) end
     if e.code and r.code ~= e.code then return fail("code " .. tostring(r.code) .. ", expected " .. e.code) end
     if e.attempts and r.kind and r.attempts ~= e.attempts then
         return fail("attempts " .. tostring(r.attempts) .. ", expected " .. e.attempts)
@@ -217,7 +220,8 @@ function _M.check(case, r)
     if e.waits and #r.waits ~= e.waits then return fail(#r.waits .. " waits, expected " .. e.waits) end
     if e.wait_values then
         for i, w in ipairs(e.wait_values) do
-            if math.abs((r.waits[i] or -1) - w) > 1 then return fail("wait " .. tostring(r.waits[i]) .. ", expected " .. w) end
+            if math.abs((r.waits[i] or -1) - w) > 1 then return fail("wait " .. tostring(r.waits[i]) .. ", expected "
+                .. w) end
         end
     end
     if e.snippet and not r.snippet then return fail("no snippet") end

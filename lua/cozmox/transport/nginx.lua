@@ -156,13 +156,14 @@ local function connect_failure(err, target)
     if str_find(err, "could not be resolved", 1, true) then
         return failure("network", "cannot resolve " .. target .. ": " .. err, 6)
     end
-    if err == "timeout" then return failure("timeout", "connecting to " .. target .. ": the timeout was reached", 28) end
+    if err == "timeout" then
+        return failure("timeout", "connecting to " .. target .. ": the timeout was reached", 28)
+    end
     return failure("network", "connecting to " .. target .. " failed: " .. err, 7)
 end
 
--- Read one response head (status line + headers) within the deadline.
--- Returns status, version, headers, or nil, record.
-local read_head
+-- Defined with the reading steps below.
+local read_head, new_reader
 
 -- CONNECT host:port through the proxy on sock.
 local function tunnel(sock, host, port, proxy, deadline)
@@ -225,7 +226,9 @@ function Nginx:open(scheme, host, port, deadline, connect_timeout)
             local sess, serr = sock:sslhandshake(false, host, not s.insecure)
             if not sess then
                 sock:close()
-                if serr == "timeout" then return nil, failure("timeout", "TLS handshake: the timeout was reached", 28) end
+                if serr == "timeout" then
+                    return nil, failure("timeout", "TLS handshake: the timeout was reached", 28)
+                end
                 local hint = is_ip(host) and not s.insecure
                     and " (lua-nginx-module matches host names only, not IP addresses: use a host name)" or ""
                 return nil, failure("tls", "TLS handshake with " .. host .. " failed: " .. tostring(serr) .. hint, 60)
@@ -241,7 +244,8 @@ end
 function Nginx:request_text(req, scheme, host, port, target, proxy)
     local secret = secrets[self]
     local default_port = (scheme == "https" and port == 443) or (scheme == "http" and port == 80)
-    local hostport = (str_find(host, ":", 1, true) and ("[" .. host .. "]") or host) .. (default_port and "" or (":" .. port))
+    local hostport = (str_find(host, ":", 1, true) and ("[" .. host .. "]") or host)
+        .. (default_port and "" or (":" .. port))
     local line_target = (proxy and scheme == "http") and (scheme .. "://" .. hostport .. target) or target
     local out = { req.method, " ", line_target, " HTTP/1.1\r\nHost: ", hostport,
         "\r\nAccept: application/json\r\nUser-Agent: ", self.user_agent,
@@ -271,7 +275,7 @@ end
 local Reader = {}
 Reader.__index = Reader
 
-local function new_reader(sock, deadline)
+function new_reader(sock, deadline)
     return setmetatable({ sock = sock, deadline = deadline, buf = "", got = 0 }, Reader)
 end
 
@@ -378,10 +382,12 @@ read_head = function(reader)
         if not section then
             local started = partial or reader.got > 0
             if err == "too long" then
-                return nil, nil, failure("network", "response header section larger than " .. HEAD_MAX .. " bytes", 56, true)
+                return nil, nil, failure("network", "response header section larger than " .. HEAD_MAX .. " bytes",
+                    56, true)
             end
             if err == "timeout" then
-                return nil, nil, failure("timeout", "reading the response headers: the timeout was reached", 28, started)
+                return nil, nil, failure("timeout", "reading the response headers: the timeout was reached", 28,
+                    started)
             end
             return nil, nil, failure("network", "reading the response headers: " .. tostring(err), 56, started)
         end
