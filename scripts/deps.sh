@@ -8,6 +8,8 @@
 #
 #   DEPS_EXTRA="clang valgrind" bash scripts/deps.sh   # add more packages
 #
+# git: luarocks pack fetches a git+ source (spec/install_spec.lua makes a release).
+#
 # The Makefile's targets add theirs that way: make sanitize, valgrind,
 # fuzz, test-all, and test-hosts (the programs that embed Lua: haproxy,
 # which runs Lua 5.3, so lua5.3 and liblua5.3-dev too).
@@ -21,7 +23,7 @@ packages=(
   lua5.4 liblua5.4-dev libcurl4-openssl-dev zlib1g-dev
   lua-busted lua-cjson lua-dkjson lua-socket luarocks
   nginx libnginx-mod-http-lua libluajit2-5.1-dev
-  openssl locales curl
+  openssl locales curl git
 )
 # shellcheck disable=SC2206  # word splitting of DEPS_EXTRA is intended
 packages+=(${DEPS_EXTRA:-})

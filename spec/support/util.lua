@@ -80,9 +80,80 @@ function _M.free_port()
     return port
 end
 
+--- Start a helper server script of spec/support/ (lua5.4 SCRIPT ARGS...)
+--  in the background; returns its pid once it printed "ready".
+function _M.spawn(script, ...)
+    local log = os.tmpname()
+    local args = {}
+    for i, a in ipairs({ ... }) do args[i] = _M.quote(tostring(a)) end
+    local cmd = string.format("lua5.4 %s %s >%s 2>&1 & echo $!", _M.quote(_M.spec_dir .. "/support/" .. script),
+        table.concat(args, " "), _M.quote(log))
+    local pid = tonumber((_M.run(cmd)):match("%d+"))
+    for _ = 1, 200 do
+        local f = io.open(log)
+        local text = f and f:read("*a") or ""
+        if f then f:close() end
+        if text:find("ready", 1, true) then
+            os.remove(log)
+            return pid
+        end
+        require("socket").sleep(0.05)
+    end
+    local why = _M.run("cat " .. _M.quote(log))
+    os.remove(log)
+    _M.kill(pid)
+    error(script .. " did not start: " .. why)
+end
+
+--- Stop a process started by spawn (TERM, then KILL after a second).
+function _M.kill(pid)
+    if pid then
+        _M.run("kill " .. pid .. "; for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 " .. pid
+            .. " 2>/dev/null || break; sleep 0.1; done; kill -9 " .. pid .. " 2>/dev/null")
+    end
+end
+
 --- The interpreter running the specs (for subprocess checks).
 function _M.lua_bin()
     return os.getenv("LUA_BIN") or "lua5.4"
+end
+
+--- The checkout's root directory (the parent of spec/).
+_M.root = _M.spec_dir:gsub("/spec$", "")
+if _M.root == "spec" then _M.root = "." end
+
+--- s as one word for sh, in single quotes.
+function _M.quote(s)
+    return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+local quote = _M.quote
+
+--- Run a shell command; returns its stdout, its stderr and its exit status.
+function _M.sh(cmd)
+    local err = os.tmpname()
+    local p = assert(io.popen("(" .. cmd .. ") 2>" .. quote(err) .. "; echo \"<<$?>>\""))
+    local text = p:read("*a")
+    p:close()
+    local stderr = _M.read(err)
+    os.remove(err)
+    local stdout, code = text:match("^(.*)<<(%d+)>>\n$")
+    return stdout, stderr, tonumber(code)
+end
+
+--- A new empty directory (remove it with rm -rf when done).
+function _M.tmpdir()
+    local d = os.tmpname()
+    os.remove(d)
+    assert(_M.run("mkdir -p " .. quote(d)))
+    return d
+end
+
+--- Copy the files git tracks, as they are in the working tree, to the new
+--  directory dest: what a fresh clone of the current state would hold.
+function _M.copy_checkout(dest)
+    local out, err, code = _M.sh("mkdir " .. quote(dest) .. " && cd " .. quote(_M.root)
+        .. " && git ls-files -z | xargs -0 cp --parents -t " .. quote(dest))
+    assert(code == 0, "copying the checkout failed: " .. out .. err)
 end
 
 return _M
