@@ -162,13 +162,15 @@ describe("cozmox.transport.haproxy (a fake HAProxy core)", function()
         rec = perform(fake(page(503, "Service Unavailable", "No server is available to handle this request.")),
             request({ url = "https://[::1]:8443/session/x" }))
         assert.matches("could not connect to [::1]:8443 (connection refused or unreachable, or a TLS handshake "
-            .. "that failed: a certificate not trusted by httpclient.ssl.ca-file or not matching ::1;", rec.message, 1, true)
+            .. "that failed: a certificate not trusted by httpclient.ssl.ca-file or not matching ::1;",
+            rec.message, 1, true)
         rec = perform(fake(page(502, "Bad Gateway", "The server returned an invalid or incomplete response.")))
         assert.same({ "network", 8 }, { rec.kind, rec.code })
         rec = perform(fake(page(504, "Gateway Time-out", "The server didn't respond in time.")))
         assert.same({ "timeout", 28 }, { rec.kind, rec.code })
         rec = perform(fake(function()
-            return { status = 503, reason = "Service Unavailable", body = "", headers = { ["content-length"] = { [0] = "0" } } }
+            return { status = 503, reason = "Service Unavailable", body = "",
+                headers = { ["content-length"] = { [0] = "0" } } }
         end), request({ url = "http://api.example.invalid/session/x" }))
         assert.same({ "network", 6 }, { rec.kind, rec.code })
         assert.matches("could not resolve api.example.invalid", rec.message, 1, true)
@@ -237,7 +239,8 @@ describe("cozmox.transport.haproxy (a fake HAProxy core)", function()
         local rec = t:perform(request())
         if coroutine.isyieldable then
             assert.equal("config", rec.kind)
-            assert.matches("^cannot wait here: inside HAProxy the client works in services, actions and tasks", rec.message)
+            assert.matches("^cannot wait here: inside HAProxy the client works in services, actions and tasks",
+                rec.message)
         else
             -- Lua 5.1/5.2 cannot tell (HAProxy embeds 5.3 or later)
             assert.equal(200, rec.status)

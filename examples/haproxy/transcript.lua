@@ -52,7 +52,9 @@ core.register_service("cozmox_transcript", "http", function(applet)
 
     local s, err = client.session.get(id)
     if not s then
-        if err.kind == "http" and err.status == 404 then return reply(applet, 404, "no such session: " .. id .. "\n") end
+        if err.kind == "http" and err.status == 404 then
+            return reply(applet, 404, "no such session: " .. id .. "\n")
+        end
         core.Warning("transcript of " .. id .. ": " .. tostring(err))
         if err.kind == "config" then return reply(applet, 500, "the server is not configured for the API\n") end
         return reply(applet, 502, "the cozmox API failed (" .. err.kind .. ")\n")
