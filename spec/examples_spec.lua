@@ -28,11 +28,8 @@ local function unique(prefix)
     return ("%s-%d-%d"):format(prefix, os.time() % 100000, math.random(100000, 999999))
 end
 
-local MESSAGES = {
-    { role = "assistant", message = "Hello! How can I help?", time = 1700000000000, secondsFromStart = 0.4 },
-    { role = "user", message = "I'd like to move my\nappointment.", time = 1700000003000, secondsFromStart = 3.1 },
-    { role = "assistant", message = "Sure: which day suits you?", time = 1700000065000, secondsFromStart = 65 },
-}
+local transcript = require("support.transcript")
+local MESSAGES = transcript.MESSAGES
 
 setup(function() mock.reset() end)
 teardown(function() mock.reset() end)
@@ -293,9 +290,7 @@ describe("examples/nginx", function()
         local status, body, headers = get("/transcript/" .. s.id)
         assert.equal(200, status, body)
         assert.equal("text/plain; charset=utf-8", headers["content-type"])
-        assert.equal("[00:00] assistant: Hello! How can I help?\n"
-            .. "[00:03] user: I'd like to move my appointment.\n"
-            .. "[01:05] assistant: Sure: which day suits you?\n", body)
+        assert.equal(transcript.TIMED, body)
         -- the request the handler made: from nginx's LuaJIT, with the token
         local req = mock.last_request()
         assert.equal("/session/" .. s.id, req.request_uri)
@@ -303,8 +298,7 @@ describe("examples/nginx", function()
         assert.matches(" LuaJIT ", req.headers["user-agent"], 1, true)
         status, body = get("/transcript/" .. s.id .. "?timestamps=0")
         assert.equal(200, status)
-        assert.equal("assistant: Hello! How can I help?\nuser: I'd like to move my appointment.\n"
-            .. "assistant: Sure: which day suits you?\n", body)
+        assert.equal(transcript.PLAIN, body)
     end)
 
     it("keeps %2F inside the id, answers 404 for unknown sessions and paths, 502 when the API fails", function()

@@ -8,6 +8,7 @@ local mock = require("support.mock")
 local util = require("support.util")
 local socket = require("socket")
 local cjson = require("cjson")
+local transcript = require("support.transcript")
 
 local root = util.spec_dir:gsub("/spec$", "")
 if root == "spec" then root = "." end
@@ -406,12 +407,6 @@ end)
 describe("examples/haproxy #hosts", function()
     local server
 
-    local MESSAGES = {
-        { role = "assistant", message = "Hello! How can I help?", time = 1700000000000, secondsFromStart = 0.4 },
-        { role = "user", message = "I'd like to move my\nappointment.", time = 1700000003000, secondsFromStart = 3.1 },
-        { role = "assistant", message = "Sure: which day suits you?", time = 1700000065000, secondsFromStart = 65 },
-    }
-
     setup(function()
         make_pki()
         server = start(root .. "/examples/haproxy/haproxy.cfg", { CA_FILE = mock.ca_file })
@@ -422,19 +417,16 @@ describe("examples/haproxy #hosts", function()
     end)
 
     it("serves a session's transcript from inside HAProxy", function()
-        local s = assert(mock.client().session.create({ name = "haproxy", messages = MESSAGES }))
+        local s = assert(mock.client().session.create({ name = "haproxy", messages = transcript.MESSAGES }))
         local status, body = get(server.url, "/transcript/" .. s.id)
         assert.equal(200, status, body)
-        assert.equal("[00:00] assistant: Hello! How can I help?\n"
-            .. "[00:03] user: I'd like to move my appointment.\n"
-            .. "[01:05] assistant: Sure: which day suits you?\n", body)
+        assert.equal(transcript.TIMED, body)
         local req = mock.last_request()
         assert.equal("/session/" .. s.id, req.request_uri)
         assert.equal("Bearer " .. mock.token, req.headers.authorization)
         status, body = get(server.url, "/transcript/" .. s.id .. "?timestamps=0")
         assert.equal(200, status)
-        assert.equal("assistant: Hello! How can I help?\nuser: I'd like to move my appointment.\n"
-            .. "assistant: Sure: which day suits you?\n", body)
+        assert.equal(transcript.PLAIN, body)
     end)
 
     it("answers 404 for an unknown session and for other paths", function()

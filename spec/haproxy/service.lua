@@ -57,13 +57,16 @@ local function timed(id, args)
     return cozmox.json.encode(result)
 end
 
-core.register_service("cozmox_fetch", "http", function(applet)
-    local body = timed(parse(applet.path, applet.qs))
+local function reply(applet, json)
     applet:set_status(200)
     applet:add_header("content-type", "application/json")
-    applet:add_header("content-length", tostring(#body))
+    applet:add_header("content-length", tostring(#json))
     applet:start_response()
-    applet:send(body)
+    applet:send(json)
+end
+
+core.register_service("cozmox_fetch", "http", function(applet)
+    reply(applet, timed(parse(applet.path, applet.qs)))
 end)
 
 core.register_action("cozmox_fetch", { "http-req" }, function(txn)
@@ -77,9 +80,5 @@ end)
 
 core.register_service("cozmox_task", "http", function(applet)
     while not from_task do core.msleep(10) end
-    applet:set_status(200)
-    applet:add_header("content-type", "application/json")
-    applet:add_header("content-length", tostring(#from_task))
-    applet:start_response()
-    applet:send(from_task)
+    reply(applet, from_task)
 end)
