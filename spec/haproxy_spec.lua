@@ -112,12 +112,13 @@ local function start(template, vars, extra_args)
     error("haproxy did not start: no free port")
 end
 
--- Start HAProxy with spec/haproxy/ (threads, "lua-load" or "lua-load-per-thread").
-local function start_spec_haproxy(threads, load)
+-- Start HAProxy with spec/haproxy/ (threads, "lua-load" or
+-- "lua-load-per-thread", extra command-line arguments).
+local function start_spec_haproxy(threads, load, extra_args)
     local dir = make_pki()
     return start(root .. "/spec/haproxy/haproxy.cfg.in", { THREADS = tostring(threads), LOAD = load, PKI = dir,
         UNTRUSTED_PORT = tostring(util.free_port()), RIGHTNAME_PORT = tostring(util.free_port()),
-        WRONGNAME_PORT = tostring(util.free_port()) })
+        WRONGNAME_PORT = tostring(util.free_port()) }, extra_args)
 end
 
 -- ------------------------------------------------------------ clients
@@ -229,6 +230,22 @@ describe("inside HAProxy (lua-load, nbthread 1) #hosts", function()
         assert.equal("gzip, deflate", req.headers["accept-encoding"])
     end)
 
+    it("creates a session (POST with a JSON body); PATCH gives a config error (HAProxy 2.6 has no PATCH)", function()
+        local v = fetch(server, "made in haproxy", { base = mock.base_url, op = "create" })
+        assert.is_true(v.ok, cjson.encode(v))
+        assert.equal("made in haproxy", v.name)
+        local req = mock.last_request()
+        assert.equal("POST", req.method)
+        assert.equal("application/json", req.headers["content-type"])
+        assert.equal(tostring(#req.body), req.headers["content-length"])
+        assert.is_nil(req.headers["transfer-encoding"])
+        assert.same({ name = "made in haproxy" }, cjson.decode(req.body))
+        v = fetch(server, v.id, { base = mock.base_url, op = "update" })
+        assert.same({ false, "config" }, { v.ok, v.kind })
+        assert.equal("HAProxy's httpclient cannot send PATCH requests (it has GET, HEAD, PUT, POST and DELETE)",
+            v.message)
+    end)
+
     it("returns an HTTP 404 as an error object", function()
         local v = fetch(server, "status?code=404")
         assert.same({ ok = false, kind = "http", status = 404, message = "Not Found", attempts = 1 },
@@ -296,6 +313,14 @@ describe("inside HAProxy (lua-load, nbthread 1) #hosts", function()
         assert.same({ false, "too_large" }, { v.ok, v.kind })
     end)
 
+    it("ends a body larger than tune.lua.maxmem with a memory error; the client goes on working", function()
+        local v = fetch(server, "big?mb=200", { base = mock.base_url .. "/fault/by-id", max_bytes = 1024 * 1024,
+            timeout = 30 })
+        assert.same({ false, "memory", 27 }, { v.ok, v.kind, v.code })
+        assert.equal("HAProxy's httpclient: not enough memory for buffer allocation", v.message)
+        assert.is_true(fetch(server, "ok").ok)
+    end)
+
     it("reports a body shorter than its Content-Length as a network failure", function()
         local v = fetch(server, "short-body", { base = mock.base_url .. "/fault/by-id" })
         assert.same({ false, "network", 18 }, { v.ok, v.kind, v.code })
@@ -360,6 +385,50 @@ describe("inside HAProxy (lua-load-per-thread, nbthread 4) #hosts", function()
 
     it("logs no warning or alert", function()
         assert_quiet_log(server)
+    end)
+end)
+
+describe("HAProxy reloading (master-worker, SIGUSR2) #hosts", function()
+    local server
+
+    setup(function()
+        server = start_spec_haproxy(1, "lua-load", "-W")
+    end)
+    teardown(function()
+        if server then server.stop() end
+    end)
+
+    it("finishes the calls in flight in the old worker, retries included; the new one serves", function()
+        local paths = { "/s/" .. escape("own-retry-after?key=rl" .. math.random(1e9) .. "&retry_after=1")
+            .. "?retries=1&base=" .. escape(mock.base_url .. "/fault/by-id") }
+        for i = 2, 6 do paths[i] = "/s/" .. escape("delay?ms=1500&key=reload" .. i) end
+        local port = server.port
+        local conns = {}
+        for i, path in ipairs(paths) do
+            local c = socket.tcp()
+            c:settimeout(30)
+            assert(c:connect("127.0.0.1", port))
+            assert(c:send("GET " .. path .. " HTTP/1.0\r\n\r\n"))
+            conns[i] = c
+        end
+        socket.sleep(0.4)
+        assert(util.run("kill -USR2 " .. server.pid))
+        socket.sleep(0.5)
+        local after = fetch(server, "delay?ms=200")
+        assert.is_true(after.ok, cjson.encode(after))
+        for i, c in ipairs(conns) do
+            local data = assert(c:receive("*a"))
+            c:close()
+            local v = cjson.decode(data:match("\r\n\r\n(.*)$"))
+            assert.is_true(v.ok, data)
+            assert.is_true(v.elapsed >= (i == 1 and 1 or 1.5), tostring(v.elapsed))
+        end
+        -- the old worker goes away once its calls are done
+        for _ = 1, 50 do
+            if server.log():find("Former worker %(%d+%) exited with code 0") then break end
+            socket.sleep(0.1)
+        end
+        assert.matches("Former worker %(%d+%) exited with code 0", server.log())
     end)
 end)
 

@@ -1,8 +1,9 @@
 -- The HAProxy side of spec/haproxy_spec.lua: one client made while the
 -- file loads, used by a service, an action and a task.
 --
---   GET /<anything>/<id>[?base=URL&timeout=S&retries=N&max_bytes=N]
---     the session <id> through cozmox.new({ loop = cozmox.loop.haproxy() });
+--   GET /<anything>/<id>[?base=URL&timeout=S&retries=N&max_bytes=N&op=OP&curl=1]
+--     the session <id> through cozmox.new({ loop = cozmox.loop.haproxy() })
+--     (curl=1: the curl transport instead);
 --     without base: the shared client (base COZMOX_BASE_URL/fault/by-id);
 --     answers 200 with JSON: fetch()'s result (below) and "elapsed"
 --   /action/<id>   the same from an http-request action
@@ -14,14 +15,21 @@ package.cpath = root .. "/build/lua5.3/?.so;" .. package.cpath
 local cozmox = require("cozmox")
 local now = require("cozmox.core").now
 
--- The client code every host runs: a session, or what went wrong.
-local function fetch(client, id)
-    local s, err = client.session.get(id)
+-- A session, or what went wrong.
+local function result(s, err)
     if not s then
         return { ok = false, kind = err.kind, message = err.message, status = err.status,
             code = err.curl_code, attempts = err.attempts }
     end
-    return { ok = true, id = s.id, status = s.status, messages = #s.messages }
+    return { ok = true, id = s.id, name = s.name, status = s.status, messages = #(s.messages or {}) }
+end
+
+-- The client code every host runs; ?op=create and ?op=update (POST, PATCH
+-- with the id as the name) instead of GET.
+local function fetch(client, id, op)
+    if op == "create" then return result(client.session.create({ name = id })) end
+    if op == "update" then return result(client.session.update(id, { name = id })) end
+    return result(client.session.get(id))
 end
 
 local shared = cozmox.new({ loop = cozmox.loop.haproxy(),
@@ -52,9 +60,9 @@ end
 
 local function timed(id, args)
     local t0 = now()
-    local result = fetch(client_for(args), id)
-    result.elapsed = now() - t0
-    return cozmox.json.encode(result)
+    local r = fetch(client_for(args), id, args.op)
+    r.elapsed = now() - t0
+    return cozmox.json.encode(r)
 end
 
 local function reply(applet, json)

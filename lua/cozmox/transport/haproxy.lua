@@ -41,18 +41,20 @@
 --     fails to decode instead ("decode").
 --   * The body is received whole before the sink sees it, so
 --     max_response_bytes bounds what is decoded, not what HAProxy buffers
---     (tune.lua.maxmem bounds that).
+--     (tune.lua.maxmem bounds that: past it the call is kind "memory").
 --   * HAProxy itself sends a request again (3 times) after a failed
 --     connect, a connection closed without an answer, or its server
---     timeout.  The job's server timeout is therefore long -- the time left,
---     and at least 5 minutes -- so that a slow POST is not sent twice.
+--     timeout.  A POST's server timeout is therefore long -- the time
+--     left, at least 5 minutes -- so that a slow POST is not sent twice.
 local core = require("cozmox.core")
 local transport = require("cozmox.transport")
+local IDEMPOTENT = require("cozmox.retry").IDEMPOTENT
 
 local type, tostring, tonumber, pairs, ipairs, setmetatable, pcall =
     type, tostring, tonumber, pairs, ipairs, setmetatable, pcall
-local str_lower, str_find, str_format, str_match = string.lower, string.find, string.format, string.match
-local concat, math_min, math_max, math_ceil = table.concat, math.min, math.max, math.ceil
+local str_lower, str_find, str_format, str_match, str_gsub =
+    string.lower, string.find, string.format, string.match, string.gsub
+local concat, sort, math_min, math_max, math_ceil = table.concat, table.sort, math.min, math.max, math.ceil
 local co_isyieldable = coroutine.isyieldable -- nil on Lua 5.1 (HAProxy runs 5.3+)
 local new_sink, now = core.sink, core.now
 local failure, parse_url, split_header = transport.failure, transport.parse_url, transport.split_header
@@ -63,8 +65,11 @@ local _M = {}
 local METHODS = { GET = "get", HEAD = "head", PUT = "put", POST = "post", DELETE = "delete" }
 
 local POLL_FIRST_MS, POLL_MAX_MS = 1, 10
--- The httpclient's server timeout for a job: the time left, at least this.
-local SERVER_TIMEOUT_MIN_MS = 300000
+-- The httpclient's server timeout for a job.  It only decides when a job
+-- the caller gave up on ends (our deadline comes first), but HAProxy sends
+-- the request again after it: for GET, HEAD, PUT, DELETE it is the time
+-- left and a little more; for POST the time left, and at least 5 minutes.
+local SERVER_TIMEOUT_SLACK_MS, SERVER_TIMEOUT_MIN_MS = 1000, 300000
 
 -- Settings the httpclient can only take from haproxy.cfg.
 local GLOBAL_ONLY = {
@@ -118,7 +123,9 @@ function Haproxy:request_table(req)
         h["content-length"] = { "0" }
     end
     local left_ms = math_ceil((req.deadline - now()) * 1000)
-    return { url = req.url, headers = h, body = body, timeout = math_max(left_ms, SERVER_TIMEOUT_MIN_MS) }
+    local timeout = IDEMPOTENT[req.method] and (left_ms + SERVER_TIMEOUT_SLACK_MS)
+        or math_max(left_ms, SERVER_TIMEOUT_MIN_MS)
+    return { url = req.url, headers = h, body = body, timeout = timeout }
 end
 
 -- A failure for a request this transport cannot send, or nil.
@@ -174,34 +181,50 @@ local function joined_headers(hh)
     return out
 end
 
--- HAProxy's own pages (its defaults), by status: what they mean, the kind
--- and curl's code for it.
+-- HAProxy's own pages (its built-in defaults) by status, and what each
+-- stands for: a message, the kind, curl's code.
+local function own_page(status, title, text)
+    return "<html><body><h1>" .. status .. " " .. title .. "</h1>\n" .. text .. "\n</body></html>\n"
+end
 local OWN_PAGES = {
-    [502] = { "the server sent an invalid or incomplete response", "network", 8 },
-    [503] = { "could not connect", "network", 7 },
-    [504] = { "the server did not answer within HAProxy's server timeout", "timeout", 28 },
+    [502] = { own_page(502, "Bad Gateway", "The server returned an invalid or incomplete response."),
+        "the server sent an invalid or incomplete response", "network", 8 },
+    [503] = { own_page(503, "Service Unavailable", "No server is available to handle this request."),
+        "could not connect", "network", 7 },
+    [504] = { own_page(504, "Gateway Time-out", "The server didn't respond in time."),
+        "the server did not answer within HAProxy's server timeout", "timeout", 28 },
 }
 
+-- Header names in h, sorted, joined with " ".
+local function names(h)
+    local list = {}
+    for k in pairs(h) do list[#list + 1] = k end
+    sort(list)
+    return concat(list, " ")
+end
+
 -- The failure an answer HAProxy wrote itself stands for, or nil when the
--- answer came from the server.
+-- answer came from the server.  HAProxy's answers carry exactly its
+-- headers and page (and no Date, which origin servers send); only an
+-- HAProxy in front of the API, answering its own 503 page, looks the same
+-- (and means much the same: no server there).
 local function own_answer(status, h, body, url)
-    if h.date ~= nil or h.server ~= nil then return nil end
     local _, host, port = parse_url(url)
-    local where = (str_find(host, ":", 1, true) and ("[" .. host .. "]") or host) .. ":" .. port
-    if status == 503 and body == "" then
+    if status == 503 and body == "" and names(h) == "content-length" then
         return failure("network", "could not resolve " .. host .. " (HAProxy resolves names only through "
             .. "its resolvers section -- httpclient.resolvers.id, \"default\" unless set -- and only by DNS)", 6)
     end
     local page = OWN_PAGES[status]
-    if not page or not str_find(body, "^<html><body><h1>" .. status .. " ") then return nil end
-    local what = page[1]
+    if not page or body ~= page[1] or names(h) ~= "cache-control content-length content-type" then return nil end
+    local what = page[2]
     if status == 503 then
+        local where = (str_find(host, ":", 1, true) and ("[" .. host .. "]") or host) .. ":" .. port
         what = what .. " to " .. where .. " (connection refused or unreachable"
             .. (str_find(url, "^[Hh][Tt][Tt][Pp][Ss]:") and ", or a TLS handshake that failed: a certificate "
                 .. "not trusted by httpclient.ssl.ca-file or not matching " .. host or "")
             .. "; HAProxy's log line for <HTTPCLIENT> says which)"
     end
-    return failure(page[2], "HAProxy's httpclient: " .. what, page[3])
+    return failure(page[3], "HAProxy's httpclient: " .. what, page[4])
 end
 
 function Haproxy:record(req, job, want_meta)
@@ -210,7 +233,7 @@ function Haproxy:record(req, job, want_meta)
     end
     local res = job.res
     if not job.ok or type(res) ~= "table" then
-        local msg = tostring(res)
+        local msg = str_gsub(tostring(res), "^[^:\n]+:%d+: ", "") -- no "file:line: " of the call
         if str_find(msg, "not enough memory", 1, true) then
             return failure("memory", "HAProxy's httpclient: " .. msg, 27)
         end
