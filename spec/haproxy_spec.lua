@@ -213,6 +213,13 @@ describe("inside HAProxy (lua-load, nbthread 1) #hosts", function()
         assert.is_true(dt < 1, "took " .. dt .. " s")
     end)
 
+    it("runs get_many's requests at once: 10 x 200 ms in well under 1 s", function()
+        local v = fetch(server, "delay?ms=200&key=many", { op = "many" })
+        assert.is_true(v.ok, cjson.encode(v))
+        for i = 1, 10 do assert.equal("delay?ms=200&key=many-" .. i, v.ids[i]) end
+        assert.is_true(v.elapsed >= 0.2 and v.elapsed < 0.6, tostring(v.elapsed))
+    end)
+
     it("fetches from a task started at load time, with the client the service uses", function()
         local v = fetch(server, "", nil, "task")
         assert.is_true(v.ok, cjson.encode(v))
@@ -321,10 +328,13 @@ describe("inside HAProxy (lua-load, nbthread 1) #hosts", function()
         assert.is_true(fetch(server, "ok").ok)
     end)
 
-    it("reports a body shorter than its Content-Length as a network failure", function()
+    it("reports a body shorter than its Content-Length, and a malformed response, as network failures", function()
         local v = fetch(server, "short-body", { base = mock.base_url .. "/fault/by-id" })
         assert.same({ false, "network", 18 }, { v.ok, v.kind, v.code })
         assert.matches("^body shorter than its Content%-Length %(1000 of %d+ bytes%)", v.message)
+        v = fetch(server, "raw?head=status-none", { base = mock.base_url .. "/fault/by-id" })
+        assert.same({ false, "network", 8 }, { v.ok, v.kind, v.code })
+        assert.equal("HAProxy's httpclient: the server sent an invalid or incomplete response", v.message)
     end)
 
     it("waits between retries with core.msleep: the thread serves others meanwhile", function()

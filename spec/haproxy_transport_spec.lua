@@ -263,6 +263,17 @@ describe("cozmox.transport.haproxy (a fake HAProxy core)", function()
         assert.equal(3, hap.max_in_flight)
         assert.equal(7, #hap.calls)
     end)
+
+    it("does not start a request of perform_many whose deadline has passed", function()
+        local hap = fake(ok_answer(), 30)
+        local t = transport.new(settings(), secret(), hap)
+        local reqs = { request({ deadline = now() + 0.05 }), request({ deadline = now() + 0.05 }) }
+        local recs = in_coroutine(function() return t:perform_many(reqs, 1, false) end)
+        assert.same({ "timeout", "timeout" }, { recs[1].kind, recs[2].kind })
+        assert.equal("the timeout was reached before the request could start", recs[2].message)
+        assert.equal(1, hap.max_in_flight)
+        assert.equal(0, #hap.calls) -- the first never ran (30 rounds), the second never started
+    end)
 end)
 
 describe("cozmox.loop.haproxy", function()

@@ -25,8 +25,17 @@ local function result(s, err)
 end
 
 -- The client code every host runs; ?op=create and ?op=update (POST, PATCH
--- with the id as the name) instead of GET.
+-- with the id as the name), ?op=many (get_many of ids <id>-1 .. <id>-10,
+-- all at once) instead of GET.
 local function fetch(client, id, op)
+    if op == "many" then
+        local ids = {}
+        for i = 1, 10 do ids[i] = id .. "-" .. i end
+        local sessions, errs, failed = client.session.get_many(ids, { concurrency = 10 })
+        local r = { ok = failed == 0, ids = {} }
+        for i = 1, 10 do r.ids[i] = sessions[i] and sessions[i].id or tostring(errs[i]) end
+        return r
+    end
     if op == "create" then return result(client.session.create({ name = id })) end
     if op == "update" then return result(client.session.update(id, { name = id })) end
     return result(client.session.get(id))

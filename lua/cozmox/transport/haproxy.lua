@@ -24,8 +24,8 @@
 -- deflate are asked for and undone there; the limits apply there).  It
 -- reports no failure as such: when no usable answer came, HAProxy
 -- answers itself with one of its 502/503/504 pages (or an empty 503 for
--- a name it could not resolve).  Those are recognised -- they carry no
--- Date header, which every origin server sends, and HAProxy's own text --
+-- a name it could not resolve).  Those are recognised -- exactly
+-- HAProxy's headers (no Date, which origin servers send) and its text --
 -- and become the failures curl would report.  A body shorter than its
 -- Content-Length is a "network" failure (code 18).
 --
@@ -281,6 +281,9 @@ function Haproxy:perform_many(reqs, concurrency, want_meta)
         while running < concurrency and nexti <= n do
             local req = reqs[nexti]
             local refused = self:refusal(req)
+            if not refused and now() >= req.deadline then
+                refused = failure("timeout", "the timeout was reached before the request could start", 28)
+            end
             if refused then out[nexti] = refused else
                 jobs[nexti] = self:start(req)
                 running = running + 1
