@@ -180,7 +180,8 @@ describe("the README's nginx.conf", function()
         local readme = util.read(support.root .. "/README.md")
         local conf = assert(readme:match("```nginx\n(.-)```"), "no nginx block in the README")
         local tree = util.tmpdir()
-        local out, ok = util.run("make -s -C " .. util.quote(support.root) .. " install LUA=luajit PREFIX=" .. util.quote(tree))
+        local out, ok = util.run("make -s -C " .. util.quote(support.root) .. " install LUA=luajit PREFIX="
+            .. util.quote(tree))
         assert(ok, out)
         util.run("chmod -R a+rX " .. util.quote(tree)) -- nginx's workers run as nobody
         local dns_port = util.free_port()
