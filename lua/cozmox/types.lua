@@ -64,7 +64,8 @@
 ---The Session resource of a client (functions called with a dot).
 ---@class cozmox.SessionResource
 ---@field get fun(id: string): cozmox.Session?, cozmox.Error?
----@field get_many fun(ids: string[], opts?: { concurrency?: integer }): (cozmox.Session|false)[], (cozmox.Error|false)[], integer
+---@field get_many fun(ids: string[], opts?: { concurrency?: integer }):
+---(cozmox.Session|false)[], (cozmox.Error|false)[], integer
 ---@field list fun(params?: cozmox.SessionListParams): cozmox.SessionListPage?, cozmox.Error?
 ---@field each fun(params?: cozmox.SessionListParams): fun(): cozmox.Session?, integer?, integer?
 ---@field create fun(body: cozmox.SessionBody): cozmox.Session?, cozmox.Error?
