@@ -178,10 +178,9 @@ int cz_handle_new(lua_State *L) {
     CZ_SETOPT(L, e, CURLOPT_BUFFERSIZE, 65536L);
     CZ_SETOPT(L, e, CURLOPT_SSL_VERIFYPEER, insecure ? 0L : 1L);
     CZ_SETOPT(L, e, CURLOPT_SSL_VERIFYHOST, insecure ? 0L : 2L);
-    /* HTTP/2 where the server offers it (over TLS), and new transfers of
-     * get_many wait for a connection that can multiplex them. */
+    /* HTTP/2 where the server offers it (over TLS); get_many's transfers
+     * to https:// wait for a connection that can multiplex them (multi.c). */
     CZ_SETOPT(L, e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    CZ_SETOPT(L, e, CURLOPT_PIPEWAIT, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075500
     CZ_SETOPT(L, e, CURLOPT_PROTOCOLS_STR, "http,https");
 #else
