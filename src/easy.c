@@ -281,7 +281,7 @@ static void set_request(lua_State *L, cz_handle *h, int req_idx) {
 /* h:perform(req, want_meta) -> record.  Stack: [1] h, [2] req, [3] want_meta. */
 static int handle_perform(lua_State *L) {
     cz_handle *h = cz_check_handle(L, 1);
-    int want_meta = lua_toboolean(L, 3), status;
+    int want_meta = lua_toboolean(L, 3), status, broken = 0;
     CURLcode rc;
 
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -296,12 +296,17 @@ static int handle_perform(lua_State *L) {
     h->busy = 1;
     cz_transfer_reset(&h->t, L, &h->hdrs, cz_sink_check(L, 3), 4);
     rc = curl_easy_perform(h->easy);
+    /* Point the handle back at what outlives the request (get_many
+     * duplicates it).  Should curl refuse, the handle would keep pointers
+     * to freed lists: it is closed instead ("handle is closed" next). */
+    if (curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->headers) != CURLE_OK ||
+        curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, (char *)NULL) != CURLE_OK)
+        broken = 1;
     free_req_headers(h);
-    curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->headers); /* what get_many duplicates */
-    curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, (char *)NULL);
     /* The record runs the decoder's last step: busy until it is built. */
     status = cz_transfer_record_pcall(L, 5, &h->t, rc, want_meta);
     h->busy = 0;
+    if (broken) handle_release(h);
     if (status != 0) return lua_error(L);
     return 1;
 }
