@@ -422,7 +422,8 @@ end
 line("  (libcurl is loaded on the first request through curl, not by require: neither row loads it)")
 
 line("%s", RULE)
-line("INSIDE NGINX: 1 worker fetching (a) from the benchmark server per request; wrk -t1 -c16, %d s x %d rounds  req/s",
+line("INSIDE NGINX: 1 worker fetching (a) from the benchmark server per request; wrk -t1 -c16, %d s x %d rounds"
+    .. "  req/s",
     WRK_SECONDS, ROUNDS)
 local rps = { cozmox = median(RPS.cozmox), subrequest = median(RPS.subrequest) }
 for _, row in ipairs(NGINX_ROWS) do line("  %-84s %8.0f", row.label, rps[row.key]) end
