@@ -402,7 +402,8 @@ for _, rt in ipairs(RUNTIMES) do
 end
 
 line("%s", RULE)
-line("START-UP: a fresh process, wall time (fork + exec, median of 40 per round)   bare      require(\"cozmox\")  over bare")
+line("START-UP: a fresh process, wall time (fork + exec, median of 40 per round)   bare      "
+    .. "require(\"cozmox\")  over bare")
 for _, rt in ipairs(RUNTIMES) do
     local t = STARTUP[rt.key]
     local bare, with = median(t.bare), median(t.cozmox)
