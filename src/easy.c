@@ -178,10 +178,9 @@ int cz_handle_new(lua_State *L) {
     CZ_SETOPT(L, e, CURLOPT_BUFFERSIZE, 65536L);
     CZ_SETOPT(L, e, CURLOPT_SSL_VERIFYPEER, insecure ? 0L : 1L);
     CZ_SETOPT(L, e, CURLOPT_SSL_VERIFYHOST, insecure ? 0L : 2L);
-    /* HTTP/2 where the server offers it (over TLS), and new transfers of
-     * get_many wait for a connection that can multiplex them. */
+    /* HTTP/2 where the server offers it (over TLS); get_many's transfers
+     * to https:// wait for a connection that can multiplex them (multi.c). */
     CZ_SETOPT(L, e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    CZ_SETOPT(L, e, CURLOPT_PIPEWAIT, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075500
     CZ_SETOPT(L, e, CURLOPT_PROTOCOLS_STR, "http,https");
 #else
@@ -282,7 +281,7 @@ static void set_request(lua_State *L, cz_handle *h, int req_idx) {
 /* h:perform(req, want_meta) -> record.  Stack: [1] h, [2] req, [3] want_meta. */
 static int handle_perform(lua_State *L) {
     cz_handle *h = cz_check_handle(L, 1);
-    int want_meta = lua_toboolean(L, 3), status;
+    int want_meta = lua_toboolean(L, 3), status, broken = 0;
     CURLcode rc;
 
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -297,12 +296,17 @@ static int handle_perform(lua_State *L) {
     h->busy = 1;
     cz_transfer_reset(&h->t, L, &h->hdrs, cz_sink_check(L, 3), 4);
     rc = curl_easy_perform(h->easy);
+    /* Point the handle back at what outlives the request (get_many
+     * duplicates it).  Should curl refuse, the handle would keep pointers
+     * to freed lists: it is closed instead ("handle is closed" next). */
+    if (curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->headers) != CURLE_OK ||
+        curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, (char *)NULL) != CURLE_OK)
+        broken = 1;
     free_req_headers(h);
-    curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->headers); /* what get_many duplicates */
-    curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, (char *)NULL);
     /* The record runs the decoder's last step: busy until it is built. */
     status = cz_transfer_record_pcall(L, 5, &h->t, rc, want_meta);
     h->busy = 0;
+    if (broken) handle_release(h);
     if (status != 0) return lua_error(L);
     return 1;
 }
