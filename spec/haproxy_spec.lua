@@ -213,6 +213,17 @@ describe("inside HAProxy (lua-load, nbthread 1) #hosts", function()
         assert.is_true(dt < 1, "took " .. dt .. " s")
     end)
 
+    it("waits longer than HAProxy's Lua timeouts (4 s) in an action and a service: only running time counts",
+    function()
+        local answers = get_all(server.url, { "/action/" .. escape("delay?ms=4500&key=long1"),
+            "/s/" .. escape("delay?ms=4500&key=long2") })
+        for _, a in ipairs(answers) do
+            local v = cjson.decode(a.body)
+            assert.is_true(v.ok, a.body)
+            assert.is_true(v.elapsed >= 4.5 and v.elapsed < 5.5, tostring(v.elapsed))
+        end
+    end)
+
     it("runs get_many's requests at once: 10 x 200 ms in well under 1 s", function()
         local v = fetch(server, "delay?ms=200&key=many", { op = "many" })
         assert.is_true(v.ok, cjson.encode(v))
