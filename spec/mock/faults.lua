@@ -394,6 +394,17 @@ local HOSTILE_HEADS = {
   ["folded-first"] = function()
     return "HTTP/1.1 200 OK\r\n X-Folded: y\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
   end,
+  -- header values whose blanks make a backtracking pattern quadratic
+  ["blank-runs"] = function(body)
+    local blanks = str_rep(" ", 40000)
+    return "HTTP/1.1 200 OK\r\nX-A: a" .. blanks .. "b\r\nX-B: a" .. blanks .. "b\r\nContent-Length:" .. blanks ..
+           #body .. blanks .. "\r\n\r\n" .. body
+  end,
+  -- a 503 whose X-RateLimit-Reset is 60,000 digits and then an x
+  ["reset-digits"] = function()
+    return "HTTP/1.1 503 Service Unavailable\r\nX-RateLimit-Reset: " .. str_rep("1", 60000) ..
+           "x\r\nContent-Length: 2\r\n\r\n{}"
+  end,
   -- a header line without a colon
   ["header-garbage"] = function()
     return "HTTP/1.1 200 OK\r\nthis is not a header\r\nContent-Length: 2\r\n\r\n{}"
