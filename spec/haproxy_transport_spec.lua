@@ -264,6 +264,22 @@ describe("cozmox.transport.haproxy (a fake HAProxy core)", function()
         assert.equal(7, #hap.calls)
     end)
 
+    it("once closed, ends the calls waiting (kind \"closed\") and starts nothing more", function()
+        local hap = fake(ok_answer(), 5)
+        local t = transport.new(settings(), secret(), hap)
+        local msleep = hap.msleep
+        hap.msleep = function(ms)
+            t:close() -- as client:close() from another coroutine
+            return msleep(ms)
+        end
+        local recs = in_coroutine(function() return t:perform_many({ request(), request() }, 1, false) end)
+        assert.same({ "closed", "closed" }, { recs[1].kind, recs[2].kind })
+        assert.equal(1, hap.max_in_flight) -- the second never started
+        local rec = in_coroutine(function() return t:perform(request()) end)
+        assert.equal("closed", rec.kind)
+        assert.equal(1, hap.max_in_flight)
+    end)
+
     it("does not start a request of perform_many whose deadline has passed", function()
         local hap = fake(ok_answer(), 30)
         local t = transport.new(settings(), secret(), hap)

@@ -58,6 +58,7 @@ local concat, sort, math_min, math_max, math_ceil = table.concat, table.sort, ma
 local co_isyieldable = coroutine.isyieldable -- nil on Lua 5.1 (HAProxy runs 5.3+)
 local new_sink, now = core.sink, core.now
 local failure, parse_url, split_header = transport.failure, transport.parse_url, transport.split_header
+local closed_record = transport.closed
 
 local _M = {}
 
@@ -130,6 +131,7 @@ end
 
 -- A failure for a request this transport cannot send, or nil.
 function Haproxy:refusal(req)
+    if self.closed then return closed_record() end
     if self.unsupported then return failure("config", self.unsupported, 4) end
     if not METHODS[req.method] then
         return failure("config", "HAProxy's httpclient cannot send " .. tostring(req.method)
@@ -292,8 +294,9 @@ function Haproxy:perform_many(reqs, concurrency, want_meta)
         end
         for i = first, nexti - 1 do
             local job = jobs[i]
-            if job and (job.done or now() >= reqs[i].deadline) then
-                out[i], jobs[i], running = self:record(reqs[i], job, want_meta), nil, running - 1
+            if job and (job.done or now() >= reqs[i].deadline or self.closed) then
+                out[i] = self.closed and not job.done and closed_record() or self:record(reqs[i], job, want_meta)
+                jobs[i], running = nil, running - 1
                 step = POLL_FIRST_MS
             end
         end
@@ -308,7 +311,10 @@ function Haproxy:perform(req, want_meta)
     return self:perform_many({ req }, 1, want_meta)[1]
 end
 
---- Jobs still running end in the background; nothing to release.
-function Haproxy.close() end
+--- Calls waiting on jobs end with kind "closed" at their next poll (the
+--  jobs end in the background: nothing to release); nothing starts after.
+function Haproxy:close()
+    self.closed = true
+end
 
 return _M
