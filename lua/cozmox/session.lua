@@ -529,7 +529,8 @@ function _M.bind(api)
     ---@return cozmox.SessionListPage? page
     ---@return cozmox.Error? err
     function res.list(params)
-        return fetch_page(api, list_query(params, "list", 2))
+        local page, err = fetch_page(api, list_query(params, "list", 2), 4)
+        return page, err -- not a tail call: errors name the caller's line (5.1 counts tail calls)
     end
 
     ---Every session across pages, fetched page by page as the loop goes:
