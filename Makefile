@@ -61,8 +61,8 @@ endif
 # core-only entry points).
 SRCS      := $(wildcard src/*.c)
 HDRS      := $(wildcard src/*.h)
-CURL_ONLY := src/curl.c src/easy.c src/transfer.c src/multi.c
-CORE_ONLY := src/core.c src/clock.c src/escape.c
+CURL_ONLY := src/curl.c src/easy.c src/transfer.c src/multi.c src/driver.c
+CORE_ONLY := src/core.c src/escape.c
 BUILD     := build/$(TAG)
 obj        = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(1))
 CORE_OBJS := $(call obj,$(filter-out $(CURL_ONLY),$(SRCS)))

@@ -40,8 +40,8 @@ build = {
       -- The curl transport, loaded on the first request through curl.
       ["cozmox.curl"] = {
          sources = {
-            "src/buffer.c", "src/curl.c", "src/easy.c", "src/jdecode.c", "src/jencode.c",
-            "src/multi.c", "src/numconv.c", "src/sink.c", "src/transfer.c",
+            "src/buffer.c", "src/clock.c", "src/curl.c", "src/driver.c", "src/easy.c", "src/jdecode.c",
+            "src/jencode.c", "src/multi.c", "src/numconv.c", "src/sink.c", "src/transfer.c",
          },
          libraries = { "curl", "z" },
          incdirs = { "$(CURL_INCDIR)" },
@@ -51,6 +51,7 @@ build = {
       ["cozmox.client"] = "lua/cozmox/client.lua",
       ["cozmox.errors"] = "lua/cozmox/errors.lua",
       ["cozmox.json"] = "lua/cozmox/json.lua",
+      ["cozmox.loop"] = "lua/cozmox/loop.lua",
       ["cozmox.options"] = "lua/cozmox/options.lua",
       ["cozmox.retry"] = "lua/cozmox/retry.lua",
       ["cozmox.session"] = "lua/cozmox/session.lua",
@@ -58,6 +59,7 @@ build = {
       ["cozmox.transport"] = "lua/cozmox/transport.lua",
       ["cozmox.transport.curl"] = "lua/cozmox/transport/curl.lua",
       ["cozmox.transport.custom"] = "lua/cozmox/transport/custom.lua",
+      ["cozmox.transport.loop"] = "lua/cozmox/transport/loop.lua",
       ["cozmox.transport.nginx"] = "lua/cozmox/transport/nginx.lua",
       ["cozmox.types"] = "lua/cozmox/types.lua",
    },

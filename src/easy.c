@@ -21,6 +21,7 @@
  * inside the transfer) raises instead of sharing its state.
  */
 #include <string.h>
+#include <strings.h>
 #include <curl/curl.h>
 #include "compat.h"
 #include "json.h"
@@ -31,8 +32,7 @@ struct cz_handle {
     CURL *easy;
     struct curl_slist *headers;     /* fixed: Accept, Authorization */
     struct curl_slist *anonymous;   /* fixed: Accept (requests with no_auth) */
-    struct curl_slist *req_headers; /* per request, freed after it */
-    struct curl_slist *tail;        /* the fixed list req_headers borrows */
+    cz_req_headers req;             /* per request, freed after it */
     int busy;
     cz_buf hdrs;
     cz_transfer t;
@@ -46,12 +46,11 @@ cz_handle *cz_check_handle(lua_State *L, int idx) {
 
 CURL *cz_handle_easy(cz_handle *h) { return h->easy; }
 struct curl_slist *cz_handle_headers(cz_handle *h) { return h->headers; }
+struct curl_slist *cz_handle_anonymous(cz_handle *h) { return h->anonymous; }
 int *cz_handle_busy(cz_handle *h) { return &h->busy; }
 
-static void free_req_headers(cz_handle *h);
-
 static void handle_release(cz_handle *h) {
-    free_req_headers(h);
+    cz_req_headers_free(&h->req);
     if (h->easy) curl_easy_cleanup(h->easy);
     if (h->headers) curl_slist_free_all(h->headers);
     if (h->anonymous) curl_slist_free_all(h->anonymous);
@@ -198,34 +197,44 @@ int cz_handle_new(lua_State *L) {
 /* ------------------------------------------------------------ requests */
 
 /* Prepend line to the per-request header list; 0 on allocation failure. */
-static int add_req_header(cz_handle *h, const char *line) {
-    struct curl_slist *l = curl_slist_append(h->req_headers, line);
+static int add_req_header(cz_req_headers *rh, const char *line) {
+    struct curl_slist *l = curl_slist_append(rh->list, line);
     if (l == NULL) return 0;
-    h->req_headers = l;
+    rh->list = l;
     return 1;
 }
 
-static void free_req_headers(cz_handle *h) {
-    struct curl_slist *l = h->req_headers;
+void cz_req_headers_free(cz_req_headers *rh) {
+    struct curl_slist *l = rh->list;
     if (l == NULL) return;
-    while (l->next && l->next != h->tail) l = l->next;
+    while (l->next && l->next != rh->tail) l = l->next;
     l->next = NULL;
-    curl_slist_free_all(h->req_headers);
-    h->req_headers = NULL;
+    curl_slist_free_all(rh->list);
+    rh->list = NULL;
 }
 
-/* Set method, URL, body, headers and time limits for the request at
- * req_idx.  The per-request list borrows the fixed list as its tail
- * (unlinked again by free_req_headers).  Raises only here, before the
- * transfer starts. */
-static void set_request(lua_State *L, cz_handle *h, int req_idx) {
-    CURL *e = h->easy;
+/* Wait for a connection that may multiplex (HTTP/2 needs TLS here:
+ * CURL_HTTP_VERSION_2TLS) only for https:// URLs.  Over plain http curl
+ * would hold every further transfer to the same host until the first one
+ * ended, to learn it cannot multiplex. */
+CURLcode cz_set_pipewait(CURL *e, const char *url) {
+    return curl_easy_setopt(e, CURLOPT_PIPEWAIT, strncasecmp(url, "https:", 6) == 0 ? 1L : 0L);
+}
+
+/* Set method, URL, body, headers and time limits of the request at
+ * req_idx on e.  The per-request list borrows the fixed list (fixed, or
+ * anonymous for no_auth) as its tail (unlinked again by
+ * cz_req_headers_free).  The body is not copied: the request table must
+ * outlive the transfer.  Raises only here, before the transfer starts. */
+void cz_request_set(lua_State *L, CURL *e, int req_idx, struct curl_slist *fixed_auth,
+                    struct curl_slist *anonymous, cz_req_headers *rh) {
     const char *method, *url, *body;
     size_t blen = 0;
     int i, n, hdr_idx;
     lua_Number timeout, connect_timeout;
     struct curl_slist *fixed;
 
+    req_idx = cz_absindex(L, req_idx);
     lua_getfield(L, req_idx, "method");
     lua_getfield(L, req_idx, "url");
     lua_getfield(L, req_idx, "body");
@@ -238,10 +247,10 @@ static void set_request(lua_State *L, cz_handle *h, int req_idx) {
     if (strlen(url) != lua_rawlen(L, hdr_idx - 2)) luaL_error(L, "cozmox.curl: url must not contain NUL");
     timeout = opt_num(L, req_idx, "timeout", 0, 1e9);
     connect_timeout = opt_num(L, req_idx, "connect_timeout", 0, 1e9);
-    fixed = opt_bool(L, req_idx, "no_auth") ? h->anonymous : h->headers;
+    fixed = opt_bool(L, req_idx, "no_auth") ? anonymous : fixed_auth;
 
-    free_req_headers(h);
-    h->tail = fixed;
+    cz_req_headers_free(rh);
+    rh->tail = fixed;
     n = lua_istable(L, hdr_idx) ? (int)lua_rawlen(L, hdr_idx) : 0;
     for (i = 1; i <= n; i++) {
         const char *line;
@@ -250,12 +259,13 @@ static void set_request(lua_State *L, cz_handle *h, int req_idx) {
         line = lua_tolstring(L, -1, &len);
         if (line == NULL || strlen(line) != len || strpbrk(line, "\r\n") != NULL)
             luaL_error(L, "cozmox: header lines must be strings without CR, LF or NUL");
-        if (!add_req_header(h, line)) luaL_error(L, "cozmox: out of memory");
+        if (!add_req_header(rh, line)) luaL_error(L, "cozmox: out of memory");
         lua_pop(L, 1);
     }
-    if (body != NULL && (!add_req_header(h, "Content-Type: application/json") || !add_req_header(h, "Expect:")))
+    if (body != NULL && (!add_req_header(rh, "Content-Type: application/json") || !add_req_header(rh, "Expect:")))
         luaL_error(L, "cozmox: out of memory");
     CZ_SETOPT(L, e, CURLOPT_URL, url);
+    cz_setopt_check(L, cz_set_pipewait(e, url), "CURLOPT_PIPEWAIT");
     CZ_SETOPT(L, e, CURLOPT_TIMEOUT_MS, to_ms(timeout));
     CZ_SETOPT(L, e, CURLOPT_CONNECTTIMEOUT_MS, to_ms(connect_timeout < timeout ? connect_timeout : timeout));
     CZ_SETOPT(L, e, CURLOPT_CUSTOMREQUEST, (char *)NULL);
@@ -268,15 +278,23 @@ static void set_request(lua_State *L, cz_handle *h, int req_idx) {
         CZ_SETOPT(L, e, CURLOPT_POSTFIELDS, body); /* the string lives in req */
         if (strcmp(method, "POST") != 0) CZ_SETOPT(L, e, CURLOPT_CUSTOMREQUEST, method);
     }
-    if (h->req_headers != NULL) {
-        struct curl_slist *last = h->req_headers;
+    if (rh->list != NULL) {
+        struct curl_slist *last = rh->list;
         while (last->next) last = last->next;
         last->next = fixed;
-        CZ_SETOPT(L, e, CURLOPT_HTTPHEADER, h->req_headers);
+        CZ_SETOPT(L, e, CURLOPT_HTTPHEADER, rh->list);
     } else {
         CZ_SETOPT(L, e, CURLOPT_HTTPHEADER, fixed);
     }
     lua_settop(L, hdr_idx - 4);
+}
+
+/* After a transfer: the request's own headers freed, and the handle
+ * back to its fixed headers and no body (what duplicates start from). */
+void cz_request_clear(CURL *e, struct curl_slist *fixed_auth, cz_req_headers *rh) {
+    cz_req_headers_free(rh);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, fixed_auth);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, (char *)NULL);
 }
 
 /* h:perform(req, want_meta) -> record.  Stack: [1] h, [2] req, [3] want_meta. */
@@ -288,7 +306,7 @@ static int handle_perform(lua_State *L) {
     luaL_checktype(L, 2, LUA_TTABLE);
     if (h->busy) return luaL_error(L, "cozmox: handle is already performing a request");
     lua_settop(L, 2);
-    set_request(L, h, 2);
+    cz_request_set(L, h->easy, 2, h->headers, h->anonymous, &h->req);
     cz_getuservalue(L, 1);         /* [3] sink */
     cz_sink_push_decoder(L, 3);    /* [4] its decoder */
     cz_transfer_push_recorder(L);  /* [5] */
@@ -297,9 +315,7 @@ static int handle_perform(lua_State *L) {
     h->busy = 1;
     cz_transfer_reset(&h->t, L, &h->hdrs, cz_sink_check(L, 3), 4);
     rc = curl_easy_perform(h->easy);
-    free_req_headers(h);
-    curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->headers); /* what get_many duplicates */
-    curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, (char *)NULL);
+    cz_request_clear(h->easy, h->headers, &h->req); /* what get_many duplicates */
     /* The record runs the decoder's last step: busy until it is built. */
     status = cz_transfer_record_pcall(L, 5, &h->t, rc, want_meta);
     h->busy = 0;

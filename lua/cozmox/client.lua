@@ -69,10 +69,23 @@ local function default_sleep(seconds)
     return core.sleep(seconds)
 end
 
+-- The sleep of a client with an event-loop adapter: the adapter's own,
+-- else one through its wait -- never the blocking default.
+local function loop_sleep(loop)
+    if loop.sleep then return loop.sleep end
+    return loop.wait and require("cozmox.transport.loop").sleep_with(loop.wait)
+end
+
 --- The transport for this call: the custom function's, curl's, or (inside
 --  nginx, in a phase where cosockets work) the cosocket one.  "nginx"
 --  where cosockets are unavailable is a config error.
 local function transport_for(st)
+    local loop = st.s.loop
+    if loop then -- an event-loop adapter: its own transport, or curl driven by its wait
+        st.looped = st.looped or (loop.transport and loop.transport(st.s, st.secret())
+            or require("cozmox.transport.loop").new(st.s, st.secret(), loop))
+        return st.looped
+    end
     local choice = st.s.transport
     if type(choice) == "function" then return st.custom end
     if choice == "curl" or (choice == "auto" and not nginx_can_yield()) then
@@ -416,6 +429,7 @@ function Client:close()
     if st.curl then st.curl:close() end
     if st.nginx then st.nginx:close() end
     if st.custom then st.custom:close() end
+    if st.looped then st.looped:close() end
 end
 
 Client.__close = Client.close
@@ -447,7 +461,7 @@ function _M.new(opts, level)
         insecure_warned = true
         io_stderr:write("cozmox: WARNING: TLS certificate verification is disabled (insecure = true)\n")
     end
-    s.sleep = s.sleep or default_sleep
+    s.sleep = s.sleep or (s.loop and loop_sleep(s.loop)) or default_sleep
     s.ua_product = (s.user_agent and (s.user_agent .. " ") or "") .. "cozmox-lua/" .. _M.VERSION
     s.ua_runtime = RUNTIME
     local token = s.token

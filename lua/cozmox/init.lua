@@ -16,6 +16,7 @@ local _M = {
     VERSION = client.VERSION,
     json = json,
     time = require("cozmox.time"),
+    loop = require("cozmox.loop"),
     null = json.null,
     array_mt = json.array_mt,
     new = client.new,

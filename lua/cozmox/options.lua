@@ -95,6 +95,12 @@ _M.SPECS = {
       doc = "one trace line per attempt on stderr" },
     { name = "transport", type = "string|function", default = "auto", check = one_of("auto", "curl", "nginx"),
       doc = "\"auto\", \"curl\", \"nginx\" or a function(req)" },
+    { name = "loop", type = "table", check = function(v)
+          if type(v.wait) ~= "function" and type(v.transport) ~= "function" then
+              return "must be an adapter: a table with a function 'wait' or 'transport' (see cozmox.loop)"
+          end
+      end,
+      doc = "an event-loop adapter (cozmox.loop.luv(uv), .cqueues(), .haproxy()): requests never block the host" },
 }
 
 local BY_NAME = {}
@@ -183,6 +189,9 @@ function _M.resolve(opts, level)
         if why then bad("base_url", why, level) end
     end
     s.base_url = str_gsub(s.base_url, "/+$", "")
+    if s.loop and opts.transport ~= nil and opts.transport ~= "auto" then
+        bad("loop", "cannot be combined with option 'transport' (the adapter decides how requests go)", level)
+    end
     if opts.debug == nil then
         local env = os_getenv("COZMOX_DEBUG")
         s.debug = env ~= nil and env ~= "" and env ~= "0"
