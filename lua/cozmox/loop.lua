@@ -83,16 +83,20 @@ function _M.luv(uv, schedule)
 end
 
 --- cqueues: call the client from a coroutine of a cqueue (cq:wrap).
+--  cqueues keeps a descriptor registered with the kernel after a poll
+--  and would trip over it once curl closed it: every descriptor is
+--  cancelled as soon as the poll returned.
 function _M.cqueues(cqueues)
     cqueues = cqueues or require("cqueues")
-    local poll = cqueues.poll
+    local poll, cancel = cqueues.poll, cqueues.cancel
     local function wait(fds, timeout)
-        local objs = {}
+        local objs, nfds = {}, #fds
         for i, w in ipairs(fds) do objs[i] = { pollfd = w.fd, events = w.events } end
-        local n = #objs + 1
-        objs[n] = timeout
+        objs[nfds + 1] = timeout
+        local got = { poll(unpack(objs, 1, nfds + 1)) }
+        for i = 1, nfds do cancel(fds[i].fd) end
         local ready = {}
-        for _, o in ipairs({ poll(unpack(objs, 1, n)) }) do
+        for _, o in ipairs(got) do
             if type(o) == "table" then ready[o.pollfd] = true end
         end
         return ready
