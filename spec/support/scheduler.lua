@@ -8,7 +8,9 @@
 --                                   = "r"|"w"|"rw" }) is ready or timeout
 --                                   seconds passed; ready: { [fd] = events }
 --   sched.adapter                   { wait = ... } for cozmox.new({ loop = })
---   sched.spawn(fn, ...)            run fn in a new coroutine
+--   sched.spawn(fn, ...)            run fn in a new coroutine (its error
+--                                   ends run() with a traceback)
+--   sched.catch(fn, handler)        the same, but an error goes to handler
 --   sched.run()                     until every coroutine ended
 --
 -- scheduler.select_poll: poll over luasocket's socket.select.
@@ -25,10 +27,14 @@ function _M.new(poll)
     local sched = { waiting = {}, live = 0 }
     local waiting = sched.waiting -- co -> { fds =, until = }
 
+    local handlers = setmetatable({}, { __mode = "k" })
     local function step(co, ...)
         local ok, err = co_resume(co, ...)
-        if not ok then error(debug.traceback(co, tostring(err)), 0) end
         if co_status(co) == "dead" then sched.live = sched.live - 1 end
+        if not ok then
+            if handlers[co] then return handlers[co](err) end
+            error(debug.traceback(co, tostring(err)), 0)
+        end
     end
 
     -- The adapter: park the coroutine with what it waits for.
@@ -42,6 +48,13 @@ function _M.new(poll)
     function sched.spawn(fn, ...)
         sched.live = sched.live + 1
         step(co_create(fn), ...)
+    end
+
+    function sched.catch(fn, handler)
+        local co = co_create(fn)
+        handlers[co] = handler
+        sched.live = sched.live + 1
+        step(co)
     end
 
     function sched.run()

@@ -119,7 +119,10 @@ function Loop:_await(co, d, xs, ds)
         fds[k] = { fd = x:fd(), events = "r" }
         soonest = math_min(soonest, ds[k])
     end
-    local ok, err = call_wait(self.wait, fds, math_max(soonest - now(), 0) + GUARD)
+    -- until its transfers' deadline has long passed, or the driving
+    -- coroutine's wait should have returned (then it may be stuck)
+    local wake_at = math_min(soonest + GUARD, self.wait_until + 0.05)
+    local ok, err = call_wait(self.wait, fds, math_max(wake_at - now(), 0.01))
     if not ok then return false, err end
     for _, x in ipairs(xs) do x:drain() end
     return true
