@@ -58,4 +58,25 @@ function _M.env(flavour)
         _M.q(r .. "/build/" .. flavour .. "/?.so;;"))
 end
 
+--- Run script in nvim --headless -u NONE with the in-tree modules and
+--  the C core built for LuaJIT; the script writes what it reports to
+--  COZMOX_HOST_OUT.  Returns that text, the exit status, nvim's output.
+function _M.nvim(script, extra_env)
+    _M.need("nvim", "neovim")
+    local r = _M.root
+    local built, bok = util.run(("make -s -C %s LUA=luajit all"):format(_M.q(r)))
+    assert(bok, "building the C core for LuaJIT failed:\n" .. built)
+    local out = os.tmpname()
+    local cmd = ("cd %s && COZMOX_LUA_PATH=%s COZMOX_LUA_CPATH=%s COZMOX_HOST_OUT=%s %s "
+        .. "timeout 120 nvim --headless -u NONE -i NONE -c %s </dev/null"):format(_M.q(r),
+        _M.q(r .. "/lua/?.lua;" .. r .. "/lua/?/init.lua;" .. r .. "/spec/?.lua"),
+        _M.q(r .. "/build/luajit/?.so"), _M.q(out), extra_env or "", _M.q("luafile " .. script))
+    local log, ok = util.run(cmd)
+    local f = io.open(out)
+    local text = f and f:read("*a") or ""
+    if f then f:close() end
+    os.remove(out)
+    return text, ok, log
+end
+
 return _M
