@@ -4,6 +4,7 @@
 #   make LUA_VERSION=5.1|5.3     build for another Lua (LUA=luajit for LuaJIT)
 #   make install PREFIX=/tree    install into the standard Lua tree
 #   make test | make demo | make clean
+#   make test-hosts              the loop transport inside Neovim, luv, cqueues, a C host
 #
 # Memory safety (each installs what it needs through scripts/deps.sh):
 #   make sanitize                the whole suite against an ASan+UBSan core
@@ -71,6 +72,7 @@ CORE      := $(BUILD)/cozmox/core.so
 CURLMOD   := $(BUILD)/cozmox/curl.so
 LUA_SRCS  := $(wildcard lua/cozmox/*.lua)
 LUA_TRANSPORTS := $(wildcard lua/cozmox/transport/*.lua)
+LUA_LOOPS := $(wildcard lua/cozmox/loop/*.lua)
 
 # Where specs, examples and benchmarks find the in-tree modules.
 SPEC_LUA_PATH = $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
@@ -99,6 +101,8 @@ install: $(CORE) $(CURLMOD)
 	install -d $(DESTDIR)$(LUA_LMOD)/cozmox/transport $(DESTDIR)$(LUA_CMOD)/cozmox
 	install -m 0644 $(LUA_SRCS) $(DESTDIR)$(LUA_LMOD)/cozmox/
 	install -m 0644 $(LUA_TRANSPORTS) $(DESTDIR)$(LUA_LMOD)/cozmox/transport/
+	$(if $(LUA_LOOPS),install -d $(DESTDIR)$(LUA_LMOD)/cozmox/loop)
+	$(if $(LUA_LOOPS),install -m 0644 $(LUA_LOOPS) $(DESTDIR)$(LUA_LMOD)/cozmox/loop/)
 	install -m 0755 $(CORE) $(DESTDIR)$(LUA_CMOD)/cozmox/core.so
 	install -m 0755 $(CURLMOD) $(DESTDIR)$(LUA_CMOD)/cozmox/curl.so
 
@@ -238,7 +242,7 @@ fuzz:
 TEST_ALL_DEPS := lua5.3 liblua5.3-dev lua5.2 liblua5.2-dev lua5.1 liblua5.1-0-dev luajit2
 RUNTIMES      := lua5.4:LUA_VERSION=5.4 lua5.3:LUA_VERSION=5.3 lua5.2:LUA_VERSION=5.2 lua5.1:LUA_VERSION=5.1 luajit:LUA=luajit
 
-.PHONY: test-all bench
+.PHONY: test-all bench test-hosts
 
 test-all:
 	@DEPS_EXTRA="$(TEST_ALL_DEPS)" bash scripts/deps.sh
@@ -261,3 +265,22 @@ test-all:
 
 bench: all
 	@bash bench/run.sh
+
+# --- make test-hosts ----------------------------------------------------------
+# The loop-driven transport inside the real programs that embed Lua (see
+# README, "Plugins and other hosts"): every spec/hosts/*_host.lua --
+# Neovim headless (its LuaJIT, with the core built by LUA=luajit),
+# lua5.4 + lua-luv, lua5.4 + lua-cqueues, the host examples -- and the C
+# host with two threads (spec/loop_host_spec.lua, also part of make test),
+# against the mock.  The hosts are installed first (HOSTS_DEPS); one that
+# is missing fails its spec, it is never skipped.  Each spec prints its
+# figures.  A new host adds its package to HOSTS_DEPS and its
+# spec/hosts/<name>_host.lua.
+HOSTS_DEPS := neovim lua-luv lua-cqueues
+
+test-hosts:
+	@DEPS_EXTRA="$(HOSTS_DEPS)" bash scripts/deps.sh
+	@$(MAKE) -s --no-print-directory all
+	@$(MAKE) -s --no-print-directory LUA=luajit all
+	@$(RUN_ENV) LUA_BIN=$(LUA_BIN) bash scripts/with-mock.sh \
+	  bash scripts/run-specs.sh $(LUA_BIN) --pattern=_host spec/hosts spec/loop_host_spec.lua

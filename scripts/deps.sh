@@ -8,6 +8,11 @@
 #
 #   DEPS_EXTRA="clang valgrind" bash scripts/deps.sh   # add more packages
 #
+# The Makefile's targets bring their extras this way: make sanitize and
+# make fuzz (clang, llvm), make valgrind, make test-all (the other Lua
+# interpreters), make test-hosts (the host programs: neovim, lua-luv,
+# lua-cqueues -- HOSTS_DEPS).
+#
 # Never add the package `luajit`: it conflicts with nginx's libluajit2
 # (the LuaJIT interpreter package compatible with it is `luajit2`).
 set -euo pipefail
