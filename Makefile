@@ -4,7 +4,7 @@
 #   make LUA_VERSION=5.1|5.3     build for another Lua (LUA=luajit for LuaJIT)
 #   make install PREFIX=/tree    install into the standard Lua tree
 #   make test | make demo | make clean
-#   make test-hosts              the loop transport inside Neovim, luv, cqueues, a C host
+#   make test-hosts              the specs inside programs that embed Lua (Neovim, luv, cqueues, ...)
 #
 # Memory safety (each installs what it needs through scripts/deps.sh):
 #   make sanitize                the whole suite against an ASan+UBSan core
@@ -80,6 +80,10 @@ RUN_ENV    = LUA_PATH="$(SPEC_LUA_PATH)" LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"
 
 .PHONY: all deps install uninstall test demo clean sanitize valgrind fuzz
 
+# Specs tagged #hosts run inside programs that embed Lua, installed only by
+# `make test-hosts` (see there); every other target leaves them out.
+NO_HOSTS  := --exclude-tags=hosts
+
 all: $(CORE) $(CURLMOD)
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS)
@@ -111,7 +115,7 @@ uninstall:
 
 test: deps
 	@$(MAKE) -s --no-print-directory all
-	@$(RUN_ENV) LUA_BIN=$(LUA_BIN) bash scripts/with-mock.sh bash scripts/run-specs.sh $(LUA_BIN)
+	@$(RUN_ENV) LUA_BIN=$(LUA_BIN) bash scripts/with-mock.sh bash scripts/run-specs.sh $(LUA_BIN) $(NO_HOSTS)
 
 demo: deps
 	@$(MAKE) -s --no-print-directory all
@@ -164,7 +168,7 @@ sanitize:
 	@rc=0; \
 	LUA_PATH="$(SPEC_LUA_PATH)" LUA_CPATH="$(CURDIR)/$(SAN_BUILD)/?.so;;" LUA_BIN=$(CURDIR)/$(SAN_BIN)/lua5.4 \
 	  bash scripts/with-mock.sh env $(SAN_ENV) \
-	  bash scripts/run-specs.sh $(CURDIR)/$(SAN_BIN)/lua5.4 || rc=$$?; \
+	  bash scripts/run-specs.sh $(CURDIR)/$(SAN_BIN)/lua5.4 $(NO_HOSTS) || rc=$$?; \
 	n=0; for f in $(SAN_REPORTS)/*; do \
 	  [ -f "$$f" ] || continue; n=$$((n + 1)); echo "=== $$f"; cat "$$f"; done; \
 	echo "sanitize: $$n sanitizer report(s) (ASan/UBSan/LSan), specs exit status $$rc"; \
@@ -196,7 +200,7 @@ valgrind:
 	@chmod +x $(VG_DIR)/lua5.4-memcheck
 	@rc=0; \
 	$(RUN_ENV) LUA_BIN=$(CURDIR)/$(VG_DIR)/lua5.4-memcheck \
-	  bash scripts/with-mock.sh bash scripts/run-specs.sh $(CURDIR)/$(VG_DIR)/lua5.4-memcheck --exclude-tags=slow \
+	  bash scripts/with-mock.sh bash scripts/run-specs.sh $(CURDIR)/$(VG_DIR)/lua5.4-memcheck --exclude-tags=slow,hosts \
 	  || rc=$$?; \
 	procs=0; bad=0; \
 	for f in $(VG_DIR)/logs/*.log; do \
@@ -254,7 +258,7 @@ test-all:
 	  $(MAKE) -s --no-print-directory $$flavour all || { rc=1; continue; }; \
 	  tag=$$([ $$bin = luajit ] && echo luajit || echo $$bin); \
 	  out=$$(LUA_PATH="$(SPEC_LUA_PATH)" LUA_CPATH="$(CURDIR)/build/$$tag/?.so;;" LUA_BIN=$$bin \
-	    bash scripts/with-mock.sh bash scripts/run-specs.sh $$bin 2>&1) || rc=1; \
+	    bash scripts/with-mock.sh bash scripts/run-specs.sh $$bin $(NO_HOSTS) 2>&1) || rc=1; \
 	  echo "$$out" | tail -n 25; \
 	  line=$$(echo "$$out" | tail -n 1); \
 	  echo "test-all: $$bin: $$line"; \
@@ -267,20 +271,20 @@ bench: all
 	@bash bench/run.sh
 
 # --- make test-hosts ----------------------------------------------------------
-# The loop-driven transport inside the real programs that embed Lua (see
-# README, "Plugins and other hosts"): every spec/hosts/*_host.lua --
-# Neovim headless (its LuaJIT, with the core built by LUA=luajit),
-# lua5.4 + lua-luv, lua5.4 + lua-cqueues, the host examples -- and the C
-# host with two threads (spec/loop_host_spec.lua, also part of make test),
-# against the mock.  The hosts are installed first (HOSTS_DEPS); one that
-# is missing fails its spec, it is never skipped.  Each spec prints its
-# figures.  A new host adds its package to HOSTS_DEPS and its
-# spec/hosts/<name>_host.lua.
+# The specs tagged #hosts: the loop-driven transport inside the real
+# programs that embed Lua (README, "Plugins and other hosts"), each
+# installed here through DEPS_EXTRA, run against the mock under Lua 5.4
+# (the specs start the hosts themselves): Neovim headless on its LuaJIT
+# (the core built by LUA=luajit), lua5.4 + lua-luv, lua5.4 + lua-cqueues,
+# and the host examples (spec/hosts/).  A host that is missing fails its
+# spec; none is skipped.  Each spec prints its figures.  The C host with
+# two threads (spec/loop_host_spec.lua) needs nothing extra: it runs in
+# make test, test-all and sanitize.  A new host adds its packages to
+# HOSTS_DEPS and its specs, tagged #hosts.
 HOSTS_DEPS := neovim lua-luv lua-cqueues
 
 test-hosts:
 	@DEPS_EXTRA="$(HOSTS_DEPS)" bash scripts/deps.sh
 	@$(MAKE) -s --no-print-directory all
 	@$(MAKE) -s --no-print-directory LUA=luajit all
-	@$(RUN_ENV) LUA_BIN=$(LUA_BIN) bash scripts/with-mock.sh \
-	  bash scripts/run-specs.sh $(LUA_BIN) --pattern=_host spec/hosts spec/loop_host_spec.lua
+	@$(RUN_ENV) LUA_BIN=$(LUA_BIN) bash scripts/with-mock.sh bash scripts/run-specs.sh $(LUA_BIN) --tags=hosts

@@ -106,10 +106,10 @@ end
 
 --- HAProxy: its Lua API cannot watch a foreign descriptor, so this
 --  adapter brings a transport over HAProxy's own client instead.  Lives
---  in lua/cozmox/loop/haproxy.lua (a module returning { new = function(...)
---  return adapter end }), loaded only when asked for.
+--  in lua/cozmox/loop/haproxy.lua (a module returning the function that
+--  makes the adapter), loaded only when asked for.
 function _M.haproxy(...)
-    return require("cozmox.loop.haproxy").new(...)
+    return require("cozmox.loop.haproxy")(...)
 end
 
 return _M

@@ -1,4 +1,4 @@
---- What the host specs (spec/hosts/*_host.lua) share: run a host
+--- What the host specs (spec/hosts/*_spec.lua, tagged #hosts) share: run a host
 --  program with the in-tree modules, read the figures the shared
 --  scenario printed, and check them against the issue's figures.
 local util = require("support.util")

@@ -3,7 +3,7 @@
 local hosts = require("hosts.support")
 
 
-describe("Neovim headless", function()
+describe("Neovim headless #hosts", function()
     it("never blocks Neovim's loop: concurrent requests, timeout, TLS, get_many, retries", function()
         local text, ok, log = hosts.nvim("spec/hosts/neovim_run.lua")
         assert(ok, log .. text)

@@ -8,7 +8,7 @@ local function run_example(script, args)
     return util.run(("cd %s && %s lua5.4 examples/%s %s"):format(hosts.q(hosts.root), hosts.env("lua5.4"), script, args))
 end
 
-describe("host examples", function()
+describe("host examples #hosts", function()
     it("examples/neovim/cozmox_transcript.lua: :CozmoxTranscript shows the transcript in a buffer", function()
         local text, ok, log = hosts.nvim("spec/hosts/neovim_example.lua",
             "COZMOX_EXAMPLE=" .. hosts.q(hosts.root .. "/examples/neovim/cozmox_transcript.lua"))
