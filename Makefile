@@ -2,8 +2,8 @@
 #
 #   make                         build the C core for Lua 5.4
 #   make LUA_VERSION=5.1|5.3     build for another Lua (LUA=luajit for LuaJIT)
-#   make install PREFIX=/tree    install into the standard Lua tree
-#   make test | make demo | make clean
+#   make install PREFIX=/tree    install modules, core and the cozmox command
+#   make test | make demo | make lint | make clean
 #   make test-hosts              the specs inside programs that embed Lua (Neovim, luv, cqueues, ...)
 #
 # Memory safety (each installs what it needs through scripts/deps.sh):
@@ -26,6 +26,7 @@ TAG       := $(if $(filter luajit,$(LUA)),luajit,lua$(LUA_VERSION))
 PREFIX    ?= /usr/local
 LUA_LMOD  ?= $(PREFIX)/share/lua/$(LUA_ABI)
 LUA_CMOD  ?= $(PREFIX)/lib/lua/$(LUA_ABI)
+BINDIR    ?= $(PREFIX)/bin
 
 CC        ?= cc
 OPT       ?= -O2
@@ -70,15 +71,14 @@ CORE_OBJS := $(call obj,$(filter-out $(CURL_ONLY),$(SRCS)))
 CURL_OBJS := $(call obj,$(filter-out $(CORE_ONLY),$(SRCS)))
 CORE      := $(BUILD)/cozmox/core.so
 CURLMOD   := $(BUILD)/cozmox/curl.so
-LUA_SRCS  := $(wildcard lua/cozmox/*.lua)
-LUA_TRANSPORTS := $(wildcard lua/cozmox/transport/*.lua)
-LUA_LOOPS := $(wildcard lua/cozmox/loop/*.lua)
+# Every Lua module under lua/ (subdirectories too), relative to lua/.
+LUA_MODS  := $(sort $(patsubst lua/%,%,$(shell find lua -name '*.lua')))
 
 # Where specs, examples and benchmarks find the in-tree modules.
 SPEC_LUA_PATH = $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 RUN_ENV    = LUA_PATH="$(SPEC_LUA_PATH)" LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"
 
-.PHONY: all deps install uninstall test demo clean sanitize valgrind fuzz
+.PHONY: all deps install uninstall test demo lint clean sanitize valgrind fuzz
 
 # Specs tagged #hosts run inside programs that embed Lua, installed only by
 # `make test-hosts` (see there); every other target leaves them out.
@@ -101,28 +101,46 @@ $(CURLMOD): $(CURL_OBJS)
 deps:
 	@bash scripts/deps.sh
 
+# The cozmox command gets "#!<absolute path of LUA_BIN>" and the tree's
+# module paths (scripts/install-bin.lua), so it runs with the Lua it was
+# installed for and finds these modules whatever LUA_PATH says.
 install: $(CORE) $(CURLMOD)
-	install -d $(DESTDIR)$(LUA_LMOD)/cozmox/transport $(DESTDIR)$(LUA_CMOD)/cozmox
-	install -m 0644 $(LUA_SRCS) $(DESTDIR)$(LUA_LMOD)/cozmox/
-	install -m 0644 $(LUA_TRANSPORTS) $(DESTDIR)$(LUA_LMOD)/cozmox/transport/
-	$(if $(LUA_LOOPS),install -d $(DESTDIR)$(LUA_LMOD)/cozmox/loop)
-	$(if $(LUA_LOOPS),install -m 0644 $(LUA_LOOPS) $(DESTDIR)$(LUA_LMOD)/cozmox/loop/)
-	install -m 0755 $(CORE) $(DESTDIR)$(LUA_CMOD)/cozmox/core.so
-	install -m 0755 $(CURLMOD) $(DESTDIR)$(LUA_CMOD)/cozmox/curl.so
+	@command -v $(LUA_BIN) >/dev/null || { echo "make install: $(LUA_BIN) not found" >&2; exit 1; }
+	install -d "$(DESTDIR)$(LUA_CMOD)/cozmox" "$(DESTDIR)$(BINDIR)"
+	for f in $(LUA_MODS); do install -D -m 0644 "lua/$$f" "$(DESTDIR)$(LUA_LMOD)/$$f" || exit 1; done
+	install -m 0755 $(CORE) "$(DESTDIR)$(LUA_CMOD)/cozmox/core.so"
+	install -m 0755 $(CURLMOD) "$(DESTDIR)$(LUA_CMOD)/cozmox/curl.so"
+	$(LUA_BIN) scripts/install-bin.lua bin/cozmox "$(DESTDIR)$(BINDIR)/cozmox" \
+	  "$$(command -v $(LUA_BIN))" "$(LUA_LMOD)" "$(LUA_CMOD)"
 
 uninstall:
-	rm -rf $(DESTDIR)$(LUA_LMOD)/cozmox $(DESTDIR)$(LUA_CMOD)/cozmox
+	rm -rf "$(DESTDIR)$(LUA_LMOD)/cozmox" "$(DESTDIR)$(LUA_CMOD)/cozmox"
+	rm -f "$(DESTDIR)$(BINDIR)/cozmox"
 
 test: deps
 	@$(MAKE) -s --no-print-directory all
 	@$(RUN_ENV) LUA_BIN=$(LUA_BIN) bash scripts/with-mock.sh bash scripts/run-specs.sh $(LUA_BIN) $(NO_HOSTS)
 
+# bin/cozmox against the mock API's demo sessions (scripts/demo.sh).
 demo: deps
 	@$(MAKE) -s --no-print-directory all
-	@$(RUN_ENV) bash scripts/with-mock.sh $(LUA_BIN) examples/get_session.lua 3f6c2f7e-5a1b-4c2d-9e8f-0a1b2c3d4e5f
+	@$(RUN_ENV) bash scripts/with-mock.sh bash scripts/demo.sh $(LUA_BIN)
 
+# luacheck (Debian lua-check) over everything written in Lua; .luacheckrc
+# says which globals each place may use.
+LINT_DEPS  := lua-check
+# (luacheck checks only *.lua files in a directory: bin/* are named.)
+LINT_PATHS := lua spec examples bench $(wildcard bin/*) scripts/install-bin.lua
+
+lint:
+	@DEPS_EXTRA="$(LINT_DEPS)" bash scripts/deps.sh
+	@luacheck --formatter=plain $(LINT_PATHS) && echo "luacheck: no warnings in $(LINT_PATHS)"
+
+# (luarocks make builds in the checkout: src/*.o and cozmox/core.so.)
 clean:
 	rm -rf build
+	rm -f src/*.o cozmox/core.so
+	if [ -d cozmox ]; then rmdir cozmox; fi
 
 # --- make sanitize ----------------------------------------------------------
 # Builds build/sanitize/cozmox/core.so (SANITIZE=1 above) and runs every
@@ -246,7 +264,7 @@ fuzz:
 TEST_ALL_DEPS := lua5.3 liblua5.3-dev lua5.2 liblua5.2-dev lua5.1 liblua5.1-0-dev luajit2
 RUNTIMES      := lua5.4:LUA_VERSION=5.4 lua5.3:LUA_VERSION=5.3 lua5.2:LUA_VERSION=5.2 lua5.1:LUA_VERSION=5.1 luajit:LUA=luajit
 
-.PHONY: test-all bench test-hosts
+.PHONY: test-all bench
 
 test-all:
 	@DEPS_EXTRA="$(TEST_ALL_DEPS)" bash scripts/deps.sh
@@ -270,6 +288,19 @@ test-all:
 bench: all
 	@bash bench/run.sh
 
+# --- make numcheck -------------------------------------------------------------
+# spec/c/numcheck.c on 10 million random literals and 10 million random
+# doubles (NUMCHECK_COUNT, NUMCHECK_SEED to change): src/numconv.c against
+# glibc's strtod/printf bit for bit (about 2 minutes; the specs run 200,000).
+NUMCHECK_COUNT ?= 10000000
+NUMCHECK_SEED  ?= 1
+.PHONY: numcheck
+numcheck:
+	@mkdir -p build
+	$(CC) -std=gnu99 -O2 -g $(WARN) -Isrc -o build/numcheck spec/c/numcheck.c src/numconv.c -lm
+	@./build/numcheck $(NUMCHECK_COUNT) $(NUMCHECK_SEED)
+	@./build/numcheck --files spec/fixtures/JSONTestSuite/test_parsing/*.json
+
 # --- make test-hosts ----------------------------------------------------------
 # The specs tagged #hosts: the loop-driven transport inside the real
 # programs that embed Lua (README, "Plugins and other hosts"), each
@@ -282,6 +313,8 @@ bench: all
 # make test, test-all and sanitize.  A new host adds its packages to
 # HOSTS_DEPS and its specs, tagged #hosts.
 HOSTS_DEPS := neovim lua-luv lua-cqueues
+
+.PHONY: test-hosts
 
 test-hosts:
 	@DEPS_EXTRA="$(HOSTS_DEPS)" bash scripts/deps.sh

@@ -63,5 +63,10 @@ build = {
       ["cozmox.transport.nginx"] = "lua/cozmox/transport/nginx.lua",
       ["cozmox.types"] = "lua/cozmox/types.lua",
    },
+   -- luarocks puts a wrapper in the tree's bin/ that runs the script with
+   -- the Lua and module paths of that tree.
+   install = {
+      bin = { cozmox = "bin/cozmox" },
+   },
    copy_directories = { "examples" },
 }

@@ -17,6 +17,9 @@
 -- decoded value the same way (overwritten by the next iteration).
 
 local data_dir, base_url, floor_bin = arg[1], arg[2], arg[3]
+local script_dir = (arg[0]:match("^(.*)/[^/]*$") or ".")
+local common = dofile(script_dir .. "/common.lua")
+local read, rotated = common.read, common.rotated
 assert(data_dir and base_url and floor_bin, "usage: lua5.4 bench/bench.lua DATA_DIR BASE_URL CURL_FLOOR_BIN")
 
 local ROUNDS = math.tointeger(tonumber(os.getenv("BENCH_ROUNDS") or "7"))
@@ -31,19 +34,13 @@ local dkjson = require("dkjson")
 local http = require("socket.http")
 local ltn12 = require("ltn12")
 
-local now, os_clock, collect = core.now, os.clock, collectgarbage
+local now, collect = core.now, collectgarbage
 local format, concat, sort = string.format, table.concat, table.sort
 local ID = "3f6c2f7e-5a1b-4c2d-9e8f-0a1b2c3d4e5f"
 local BIG_MESSAGES = 20000
 local SLOW_IDS = 50
 local SLOW_DELAY = 0.2
 
-local function read(path)
-    local f = assert(io.open(path, "rb"))
-    local s = f:read("a")
-    f:close()
-    return s
-end
 
 local function median(t)
     local c = {}
@@ -64,19 +61,13 @@ local function minmax(t)
     return lo, hi
 end
 
--- contenders rotated: round r starts at the ((r - 1) % #list + 1)-th.
-local function rotated(list, r)
-    local out, n = {}, #list
-    for i = 1, n do out[i] = list[(i + r - 2) % n + 1] end
-    return out
-end
 
 local function progress(msg)
     io.stderr:write("bench: ", msg, "\n")
 end
 
 ------------------------------------------------------------------------
--- Decode
+-- Decode and encode (bench/codec.lua, one process per runtime)
 ------------------------------------------------------------------------
 
 local DOCS = {
@@ -84,41 +75,34 @@ local DOCS = {
     { key = "b", file = "big.json", label = "(b) session, 20,000 messages" },
     { key = "c", file = "numbers.json", label = "(c) number-heavy" },
     { key = "d", file = "strings.json", label = "(d) string-heavy, escapes + UTF-8" },
+    { key = "e", file = "floats.json", label = "(e) float-heavy, GeoJSON 17 digits" },
+    { key = "f", file = "integers.json", label = "(f) integer-heavy, up to 64 bits" },
 }
 for _, d in ipairs(DOCS) do d.text = read(data_dir .. "/" .. d.file) end
 
-local dk_decode = dkjson.decode
-local DECODERS = {
-    { key = "cozmox", fn = cozmox.json.decode, budget = 16e6, min = 3 },
-    { key = "cjson", fn = cjson.decode, budget = 16e6, min = 3 },
-    -- dkjson (no LPeg) is ~20-50x slower: fewer iterations, same method.
-    { key = "dkjson", fn = function(s) return (dk_decode(s)) end, budget = 0.5e6, min = 1 },
+-- CODEC[runtime][op][doc][contender] = { seconds per call, one per round }
+local RUNTIMES = {
+    { key = "lua5.4", bin = "lua5.4", cpath = os.getenv("BENCH_CPATH_LUA54") },
+    { key = "LuaJIT", bin = "luajit", cpath = os.getenv("BENCH_CPATH_LUAJIT") },
 }
-
--- Same iteration count for cozmox and cjson on a document.
-local function iterations(dec, doc)
-    return math.max(dec.min, math.ceil(dec.budget / #doc.text))
-end
-
--- Seconds of CPU for iters decodes (os.clock: process CPU time, so
--- time stolen by other processes on this 2-core box does not count).
-local function time_decode(fn, text, iters)
-    collect("collect")
-    local v
-    local t0 = os_clock()
-    for _ = 1, iters do v = fn(text) end
-    local dt = os_clock() - t0
-    if v == nil then error("decoder returned nil") end
-    return dt
-end
-
--- Check each decoder reads each document as the same shape.
-for _, doc in ipairs(DOCS) do
-    for _, dec in ipairs(DECODERS) do
-        local v = dec.fn(doc.text)
-        assert(type(v) == "table", dec.key .. " failed on " .. doc.file)
-        if doc.key == "b" then assert(#v.messages == BIG_MESSAGES, dec.key .. ": wrong message count") end
+local CODEC = {}
+local function run_codec(rt)
+    local cmd = format("LUA_CPATH=%q %s %q %q %d", rt.cpath or "", rt.bin, script_dir .. "/codec.lua", data_dir,
+        ROUNDS)
+    local p = assert(io.popen(cmd))
+    local t = { decode = {}, encode = {} }
+    for l in p:lines() do
+        local op, doc, who, secs = l:match("^sample (%a+) (%a) (%a+) (%S+)$")
+        if op then
+            t[op][doc] = t[op][doc] or {}
+            local list = t[op][doc][who] or {}
+            t[op][doc][who] = list
+            list[#list + 1] = tonumber(secs)
+        end
     end
+    local ok = p:close()
+    if not ok or not t.decode.a then error("bench/codec.lua failed on " .. rt.bin) end
+    CODEC[rt.key] = t
 end
 
 ------------------------------------------------------------------------
@@ -176,7 +160,6 @@ end
 -- Memory (fresh processes, bench/mem.lua)
 ------------------------------------------------------------------------
 
-local script_dir = (arg[0]:match("^(.*)/[^/]*$") or ".")
 local function run_mem(which)
     local cmd = format("lua5.4 %q %s %q %q %d", script_dir .. "/mem.lua", which, base_url .. "/big", ID,
         BIG_MESSAGES)
@@ -234,21 +217,18 @@ local CONCURRENCY = { 8, SLOW_IDS }
 ------------------------------------------------------------------------
 
 local R = {                      -- per-round samples
-    decode = {}, e2e = { cozmox = {}, luasocket = {}, floor = {} },
+    e2e = { cozmox = {}, luasocket = {}, floor = {} },
     mem = { cozmox = {}, luasocket = {} }, mem_start = { cozmox = {}, luasocket = {} },
     many = {}, many_err = {},
 }
-for _, doc in ipairs(DOCS) do
-    R.decode[doc.key] = {}
-    for _, dec in ipairs(DECODERS) do R.decode[doc.key][dec.key] = {} end
-end
 for _, c in ipairs(CONCURRENCY) do R.many[c] = {} end
 
 local t_start = now()
-progress(format("warm-up (rounds: %d, requests per round: %d)", ROUNDS, N))
-for _, doc in ipairs(DOCS) do
-    for _, dec in ipairs(DECODERS) do time_decode(dec.fn, doc.text, 1) end
+for _, rt in ipairs(RUNTIMES) do
+    progress(format("codec rows on %s (%d rounds)", rt.bin, ROUNDS))
+    run_codec(rt)
 end
+progress(format("warm-up (rounds: %d, requests per round: %d)", ROUNDS, N))
 run_cozmox(50); run_luasocket(50); run_floor(1, 49)
 run_mem("cozmox"); run_mem("luasocket")
 if has_get_many then run_get_many(SLOW_IDS) end
@@ -285,10 +265,6 @@ end
 
 for r = 1, ROUNDS do
     progress(format("round %d/%d", r, ROUNDS))
-    for _, doc in ipairs(DOCS) do
-        interleave(DECODERS, r, function(dec) return iterations(dec, doc) end,
-            function(dec, k) return time_decode(dec.fn, doc.text, k) end, R.decode[doc.key])
-    end
     interleave(E2E, r, function() return N end, function(c, k) return c.run(k) end, R.e2e)
     for _, which in ipairs(rotated({ "cozmox", "luasocket" }, r)) do
         local peak, start = run_mem(which)
@@ -340,26 +316,35 @@ line("machine: %s, %s, libcurl %s", os.getenv("BENCH_MACHINE") or "?", os.getenv
 line("contenders: cozmox-lua %s (working tree), lua-cjson %s (Debian), %s, %s, nginx %s", cozmox.VERSION,
     cjson._VERSION, dkjson.version, require("socket")._VERSION, os.getenv("BENCH_NGINX") or "?")
 line("%s", RULE)
-line("%-36s %10s  %-17s %-17s %-17s %-20s %s", "DECODE (CPU time per doc)", "size",
-    "cozmox.json", "lua-cjson", "dkjson (pure Lua)", "cozmox/cjson (range)", "target")
 local dec_med = {}
-for _, doc in ipairs(DOCS) do
-    local bytes = #doc.text
-    local cells = {}
-    dec_med[doc.key] = {}
-    for _, dec in ipairs(DECODERS) do
-        local m = median(R.decode[doc.key][dec.key])
-        dec_med[doc.key][dec.key] = m
-        cells[#cells + 1] = format("%7.1f MB/s %s", bytes / m / 1e6,
-            m < 0.01 and format("%.3fms", m * 1e3) or format("%.1fms", m * 1e3))
+for _, rt in ipairs(RUNTIMES) do
+    local t = CODEC[rt.key]
+    for _, op in ipairs({ "decode", "encode" }) do
+        local target = op == "decode" and 2.5 or 2.0
+        line("%-36s %10s  %-17s %-17s %-17s %-20s %s", format("%s on %s (CPU time)", op:upper(), rt.key), "size",
+            "cozmox.json", "lua-cjson", op == "decode" and "dkjson (pure Lua)" or "", "cozmox/cjson (range)", "target")
+        for _, doc in ipairs(DOCS) do
+            local bytes = #doc.text
+            local cells, med = {}, {}
+            for _, who in ipairs({ "cozmox", "cjson", "dkjson" }) do
+                local samples = t[op][doc.key] and t[op][doc.key][who]
+                if samples then
+                    local m = median(samples)
+                    med[who] = m
+                    cells[#cells + 1] = format("%7.1f MB/s %s", bytes / m / 1e6,
+                        m < 0.01 and format("%.3fms", m * 1e3) or format("%.1fms", m * 1e3))
+                else
+                    cells[#cells + 1] = ""
+                end
+            end
+            if op == "decode" and rt.key == "lua5.4" then dec_med[doc.key] = med end
+            local ratio = med.cjson / med.cozmox
+            local lo, hi = minmax(round_ratios(t[op][doc.key].cjson, t[op][doc.key].cozmox,
+                function(cj, cz) return cj / cz end))
+            line("%-36s %10s  %-17s %-17s %-17s %-20s %s", doc.label, size_str(bytes), cells[1], cells[2], cells[3],
+                ratio_str(ratio, lo, hi), format(">= %.1fx  %s", target, verdict(ratio >= target)))
+        end
     end
-    local ratio = dec_med[doc.key].cjson / dec_med[doc.key].cozmox
-    local lo, hi = minmax(round_ratios(R.decode[doc.key].cjson, R.decode[doc.key].cozmox,
-        function(cj, cz) return cj / cz end))
-    local target = ""
-    if doc.key == "a" or doc.key == "b" then target = format(">= 2.0x  %s", verdict(ratio >= 2.0)) end
-    line("%-36s %10s  %-17s %-17s %-17s %-20s %s", doc.label, size_str(bytes), cells[1], cells[2], cells[3],
-        ratio_str(ratio, lo, hi), target)
 end
 
 line("%s", RULE)
@@ -386,7 +371,8 @@ do
 end
 
 line("%s", RULE)
-line("MEMORY: peak RSS (VmHWM) of a fresh lua5.4 process fetching + decoding (b)   peak MiB  (RSS before fetch, growth)")
+line("MEMORY: peak RSS (VmHWM) of a fresh lua5.4 process fetching + decoding (b)   peak MiB  "
+    .. "(RSS before fetch, growth)")
 local mem = { cozmox = median(R.mem.cozmox), luasocket = median(R.mem.luasocket) }
 for _, m in ipairs({ { "cozmox", "cozmox client.session.get (streaming decode, no body string)" },
     { "luasocket", "luasocket socket.http -> body string -> lua-cjson" } }) do
@@ -396,12 +382,14 @@ end
 do
     local r = mem.cozmox / mem.luasocket
     local lo, hi = minmax(round_ratios(R.mem.cozmox, R.mem.luasocket, function(a, b) return a / b end))
-    line("  %-62s %-21s %-22s %s", "peak: cozmox / luasocket+cjson", ratio_str(r, lo, hi), "target < 1x", verdict(r < 1))
+    line("  %-62s %-21s %-22s %s", "peak: cozmox / luasocket+cjson", ratio_str(r, lo, hi), "target < 1x",
+        verdict(r < 1))
     local function growth(w, i) return R.mem[w][i] - R.mem_start[w][i] end
     local g = {}
     for i = 1, math.min(#R.mem.cozmox, #R.mem.luasocket) do g[i] = growth("cozmox", i) / growth("luasocket", i) end
     local glo, ghi = minmax(g)
-    line("  %-62s %-21s %s", "growth (peak - RSS before fetch): cozmox / luasocket+cjson", ratio_str(median(g), glo, ghi),
+    line("  %-62s %-21s %s", "growth (peak - RSS before fetch): cozmox / luasocket+cjson", ratio_str(median(g), glo,
+        ghi),
         "(information; the RSS before fetch includes loading libcurl and its TLS stack)")
 end
 
@@ -418,7 +406,8 @@ for _, c in ipairs(CONCURRENCY) do
     else
         local m = median(R.many[c])
         local waves = math.ceil(SLOW_IDS / c)
-        local note = format("lower bound %d wave%s x %.1f s = %.1f s", waves, waves == 1 and "" or "s", SLOW_DELAY, bound)
+        local note = format("lower bound %d wave%s x %.1f s = %.1f s", waves, waves == 1 and "" or "s", SLOW_DELAY,
+            bound)
         if R.many_err[c] then note = note .. "; some rounds failed: " .. R.many_err[c] end
         line("  %-62s %8.3f   %-22s %-8s %s", label, m, "target < 1 s", verdict(m < 1), note)
     end
@@ -427,12 +416,17 @@ line("  %-62s %8.3f   (measured once)", format("%d sequential client.session.get
 
 line("%s", RULE)
 line("Notes: MB = 10^6 bytes. Ratios are of the medians; (range) = min-max of the same ratio taken round by round.")
-line("  Decode: one call per document on the whole string, os.clock (process CPU time), GC at Lua defaults for all;")
-line("  per round: cozmox and lua-cjson the same count (~16 MB of input, >= 3), dkjson ~0.5 MB (>= 1), each contender's")
-line("  share cut into %d slices run contender after contender (order rotated per slice); end to end likewise.", SLICES)
+line("  Decode/encode (bench/codec.lua, one process per runtime): one call per document, os.clock (process CPU time),")
+line("  GC at Lua defaults for all; per round: cozmox and lua-cjson the same count (~16 MB of input, >= 3), dkjson")
+line("  ~0.5 MB (>= 1), each contender's share cut into %d slices run contender after contender (order", SLICES)
+line("  rotated per slice); end to end likewise. Encode: both encode the value cozmox.json.decode gives; "
+    .. "lua-cjson with its defaults prints")
+line("  14 significant digits (-65.613616999999977 -> -65.613617), cozmox the shortest text that reads back exactly.")
 line("  cozmox decodes integers exactly (Lua integers, 64-bit); lua-cjson returns every number as a float (integers")
-line("  beyond 2^53 are rounded); dkjson keeps integers (via tonumber). cozmox and dkjson also give arrays a metatable.")
-line("  End to end: same request headers for cozmox and the floor (Accept, Authorization, User-Agent, Accept-Encoding);")
+line("  beyond 2^53 are rounded); dkjson keeps integers (via tonumber). cozmox and dkjson also give arrays "
+    .. "a metatable.")
+line("  End to end: same request headers for cozmox and the floor (Accept, Authorization, User-Agent, "
+    .. "Accept-Encoding);")
 line("  nginx: 1 worker, static file, keep-alive; the floor is its own process (start-up and warm-up untimed).")
 line("  Concurrency: get_many with concurrency = c needs at least ceil(50/c) waves of 200 ms: 1.4 s for c = 8,")
 line("  so the < 1 s target needs c >= 13. Total bench time %.0f s.", elapsed)

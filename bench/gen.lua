@@ -7,6 +7,10 @@
 --   big.json      that session with 20,000 generated messages (~3.4 MB)
 --   numbers.json  rows of integers and floats (~1.2 MB)
 --   strings.json  strings full of escapes and non-ASCII text (~1.1 MB)
+--   floats.json   GeoJSON-like polygons: coordinates printed with 17
+--                 significant digits, e.g. -65.613616999999977 (~2.2 MB)
+--   integers.json rows of integers of every size, 64-bit ones included
+--                 (~1.5 MB)
 -- Same bytes on every run and every Lua version: the only randomness is
 -- the LCG below with fixed seeds.
 
@@ -141,4 +145,42 @@ do
             PIECES[rnd(#PIECES)] .. PIECES[rnd(#PIECES)])
     end
     write("strings.json", "[" .. concat(items, ",") .. "]")
+end
+
+-- (e) float-heavy: GeoJSON polygons whose coordinates went through a
+-- double and were printed with %.17g (six decimals in, 17 significant
+-- digits out: -65.613616999999977), as in the public canada.json.
+do
+    local rnd = lcg(31337)
+    local features = {}
+    for i = 1, 60 do
+        local ring = {}
+        local lon, lat = (rnd(3000000) - 1500000) / 1e4, (rnd(1400000) - 700000) / 1e4
+        for j = 1, 1000 do
+            lon = lon + (rnd(2001) - 1001) / 1e6
+            lat = lat + (rnd(2001) - 1001) / 1e6
+            ring[j] = format("[%.17g,%.17g]", lon, lat)
+        end
+        features[i] = format('{"type":"Feature","properties":{"name":"region %d","id":%d},'
+            .. '"geometry":{"type":"Polygon","coordinates":[[%s]]}}', i, i, concat(ring, ","))
+    end
+    write("floats.json", '{"type":"FeatureCollection","features":[' .. concat(features, ",") .. "]}")
+end
+
+-- (f) integer-heavy: 25,000 rows of counters, ids, timestamps and
+-- 64-bit values (exact as Lua integers on 5.3+).
+do
+    local rnd = lcg(9001)
+    local rows = {}
+    for i = 1, 25000 do
+        rows[i] = format("[%d,%d,%d,%d,%d,%d,%d]",
+            i,
+            rnd(100) - 50,
+            rnd(65536),
+            1699334716000 + rnd(1000000),
+            rnd(2147483646) * 4096 - 4294967296,
+            rnd(2147483646) * 2147483647 * (rnd(2) == 1 and 1 or -1),   -- up to ~2^62
+            rnd(1000000000))
+    end
+    write("integers.json", '{"rows":[' .. concat(rows, ",") .. "]}")
 end

@@ -3,6 +3,7 @@
 #
 #   bash bench/run.sh                  # after `make`; works from any directory
 #   BENCH_ROUNDS=3 bash bench/run.sh   # fewer rounds (default 7)
+#   (the decode/encode rows run on Lua 5.4 and on LuaJIT: bench/codec.lua)
 #   BENCH_N=500 bash bench/run.sh      # requests per round end to end (default 2000)
 #
 # Everything it makes lives in one temp dir, removed at exit: the
@@ -15,11 +16,13 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-bash scripts/deps.sh
+DEPS_EXTRA="luajit2" bash scripts/deps.sh
 if [ ! -f build/lua5.4/cozmox/core.so ]; then
   make -s --no-print-directory all
 fi
-for tool in nginx gcc pkg-config lua5.4 curl; do
+# The codec rows also run on LuaJIT, against its own build of the core.
+make -s --no-print-directory LUA=luajit all
+for tool in nginx gcc pkg-config lua5.4 luajit curl; do
   command -v "$tool" >/dev/null 2>&1 || { echo "bench: $tool not found" >&2; exit 1; }
 done
 
@@ -29,6 +32,7 @@ export NO_PROXY='*' no_proxy='*'
 
 export LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;"
 export LUA_CPATH="$ROOT/build/lua5.4/?.so;;"
+export BENCH_CPATH_LUA54="$ROOT/build/lua5.4/?.so;;" BENCH_CPATH_LUAJIT="$ROOT/build/luajit/?.so;;"
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/cozmox-bench.XXXXXX")
 nginx_pid=

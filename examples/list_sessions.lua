@@ -41,22 +41,48 @@ if not page then
     os.exit(1)
 end
 
--- Cut text to n characters (UTF-8 aware), marking the cut with "~".
-local function cut(s, n)
-    if s == nil or s == cozmox.null then return "-" end
-    s = tostring(s)
+-- Display width of a UTF-8 string: its code points (bytes that are not
+-- continuation bytes). Right for Latin, Greek, Cyrillic...; East Asian
+-- wide characters take two columns on a terminal and still misalign.
+local function width(s)
+    local _, n = s:gsub("[^\128-\191]", "")
+    return n
+end
+
+local function pad(s, n)
+    return s .. (" "):rep(n - width(s))
+end
+
+-- A field as text: cozmox.null and absent fields show as "-".
+local function text(v)
+    if v == nil or v == cozmox.null then return "-" end
+    return tostring(v)
+end
+
+-- Text cut to n code points (the cut marked with "~"), padded to n.
+local function cut(v, n)
+    local s = text(v)
+    if width(s) <= n then return pad(s, n) end
     local chars = {}
     for ch in s:gmatch("[^\128-\191][\128-\191]*") do chars[#chars + 1] = ch end
-    if #chars <= n then return s .. (" "):rep(n - #chars) end
     return table.concat(chars, "", 1, n - 1) .. "~"
 end
 
-local FORMAT = "%-36s  %s  %-9s  %-24s  %5s  %s"
-print(FORMAT:format("ID", cut("NAME", 20), "STATUS", "CREATED", "MSGS", "EXPIRED"))
+-- Ids are never cut (they are what `get` needs): their column is as wide
+-- as the widest one.
+local id_width = width("ID")
+for _, s in ipairs(page.results) do id_width = math.max(id_width, width(text(s.id))) end
+
+local function row(id, name, status, created, messages, expired)
+    return table.concat({ pad(id, id_width), cut(name, 20), cut(status, 9), cut(created, 24),
+        (" "):rep(5 - width(messages)) .. messages, expired }, "  ")
+end
+
+print(row("ID", "NAME", "STATUS", "CREATED", "MSGS", "EXPIRED"))
 for _, s in ipairs(page.results) do
     local expired = s:is_expired()
     local messages = type(s.messages) == "table" and #s.messages or 0
-    print(FORMAT:format(s.id, cut(s.name, 20), cut(s.status, 9), cut(s.createdAt, 24), messages,
+    print(row(text(s.id), s.name, s.status, s.createdAt, tostring(messages),
         expired == nil and "?" or (expired and "yes" or "no")))
 end
 local meta = page.metadata or {}

@@ -47,6 +47,13 @@
  *      byte for byte, or, when Lua's table traversal put object members in
  *      another order, with the same length and the same canonical value.
  *
+ *   4. encode(v, { sort_keys = true, indent = 2 }) must decode to v too,
+ *      and give the same bytes when run again on the decoded copy.
+ *   5. Numbers (src/numconv.c): the document, when it is one JSON number,
+ *      must parse to strtod's bits (the fuzzer runs in the C locale); and
+ *      every 8 bytes of the input, taken as a double, must print as text
+ *      that both cz_parse_double and strtod read back bit for bit.
+ *
  * The streams run on fresh coroutines (small Lua stacks), and every Lua
  * block carries guard bytes checked on realloc and free, so a push past
  * the room reserved on a Lua stack is caught although liblua itself is
@@ -66,6 +73,7 @@
 #include "compat.h"
 #include "buffer.h"
 #include "json.h"
+#include "numconv.h"
 
 /* ----------------------------------------------------------- registration */
 
@@ -452,6 +460,43 @@ static int size_cmp(const void *a, const void *b) {
 
 /* ------------------------------------------------------------ the test */
 
+/* Step 5: the number conversions against the C library. */
+static void check_numbers(const uint8_t *data, size_t size, const char *doc, size_t len) {
+    size_t i;
+    cz_number num;
+    if (len > 0 && len < 4096 && cz_scan_number((const unsigned char *)doc, len, &num) == CZ_NUM_OK) {
+        char *z = (char *)malloc(len + 1);
+        double ours, ref;
+        if (z == NULL) die("out of memory", NULL);
+        memcpy(z, doc, len);
+        z[len] = '\0';
+        ours = cz_parse_double(doc, len);
+        ref = strtod(z, NULL);
+        if (memcmp(&ours, &ref, sizeof ours) != 0) {
+            fprintf(stderr, "\nfuzz_decode: cz_parse_double(%s) = %.17g, strtod = %.17g\n", z, ours, ref);
+            abort();
+        }
+        free(z);
+    }
+    for (i = 0; i + 8 <= size && i < 256; i += 8) {
+        double x, back, c;
+        char text[CZ_NUMBUF + 1];
+        size_t n;
+        memcpy(&x, data + i, 8);
+        if (x != x || x - x != 0) continue; /* NaN, inf */
+        n = cz_format_double(x, text);
+        if (n > CZ_NUMBUF) die("cz_format_double wrote past CZ_NUMBUF", NULL);
+        text[n] = '\0';
+        back = cz_parse_double(text, n);
+        c = strtod(text, NULL);
+        if (memcmp(&back, &x, 8) != 0 || memcmp(&c, &x, 8) != 0) {
+            fprintf(stderr, "\nfuzz_decode: %.17g printed as %s, read back as %.17g (strtod %.17g)\n", x, text,
+                    back, c);
+            abort();
+        }
+    }
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -563,6 +608,44 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         outcome_free(&back);
         outcome_free(&again);
     }
+
+    /* 4. Sorted, indented output. */
+    if (ref.ok) {
+        outcome pretty;
+        size_t n1, n2;
+        const char *p1, *p2;
+        lua_pushlstring(L, doc, len);
+        lua_pushvalue(L, IDX_OPTS);
+        if (!pcall_m(L, "decode", 2, 1)) die("decode failed the second time", lua_tostring(L, -1));
+        lua_createtable(L, 0, 2);
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "sort_keys");
+        lua_pushinteger(L, 2);
+        lua_setfield(L, -2, "indent");
+        lua_pushvalue(L, -2);
+        lua_pushvalue(L, -2);
+        if (!pcall_m(L, "encode", 2, 1)) die("encode(v, {sort_keys, indent}) raised", lua_tostring(L, -1));
+        /* stack: v, opts, text */
+        lua_pushvalue(L, -1);
+        lua_pushvalue(L, IDX_OPTS);
+        if (!pcall_m(L, "decode", 2, 1)) die("decode(pretty) failed", lua_tostring(L, -1));
+        lua_pushvalue(L, -1);
+        lua_pushvalue(L, -4);
+        if (!pcall_m(L, "encode", 2, 1)) die("encode of the pretty copy raised", lua_tostring(L, -1));
+        /* stack: v, opts, text, copy, text2 */
+        p1 = lua_tolstring(L, -3, &n1);
+        p2 = lua_tolstring(L, -1, &n2);
+        if (n1 != n2 || memcmp(p1, p2, n1) != 0) die("sorted pretty output differs between equal values", NULL);
+        lua_pop(L, 1);
+        settle(L, &pretty, 1, NULL);
+        if (pretty.canon.n != ref.canon.n || memcmp(pretty.canon.p, ref.canon.p, ref.canon.n) != 0) {
+            show("decode()", &ref);
+            die("decode(encode(v, {sort_keys, indent})) differs from v", NULL);
+        }
+        outcome_free(&pretty);
+        lua_settop(L, IDX_ARRMT);
+    }
+    check_numbers(data, size, doc, len);
     outcome_free(&ref);
     lua_close(L);
     return 0;

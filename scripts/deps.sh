@@ -8,11 +8,12 @@
 #
 #   DEPS_EXTRA="clang valgrind" bash scripts/deps.sh   # add more packages
 #
+# git: luarocks pack fetches a git+ source (spec/install_spec.lua makes a release).
+#
 # The Makefile's targets bring their extras this way: make sanitize and
 # make fuzz (clang, llvm), make valgrind, make test-all (the other Lua
 # interpreters), make test-hosts (the host programs: neovim, lua-luv,
 # lua-cqueues -- HOSTS_DEPS).
-#
 # Never add the package `luajit`: it conflicts with nginx's libluajit2
 # (the LuaJIT interpreter package compatible with it is `luajit2`).
 set -euo pipefail
@@ -22,7 +23,7 @@ packages=(
   lua5.4 liblua5.4-dev libcurl4-openssl-dev zlib1g-dev
   lua-busted lua-cjson lua-dkjson lua-socket luarocks
   nginx libnginx-mod-http-lua libluajit2-5.1-dev
-  openssl locales curl
+  openssl locales curl git
 )
 # shellcheck disable=SC2206  # word splitting of DEPS_EXTRA is intended
 packages+=(${DEPS_EXTRA:-})

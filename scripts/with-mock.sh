@@ -8,11 +8,21 @@
 #   COZMOX_BASE_URL        http://127.0.0.1:PORT
 #   COZMOX_TEST_HTTPS_URL  https://127.0.0.1:PORT2
 #   COZMOX_TEST_CA_FILE    PEM of the CA that signed the HTTPS certificate
+#   COZMOX_TEST_ROGUE_URL  https://127.0.0.1:PORT3, a certificate for
+#                          127.0.0.1/localhost from another CA (untrusted)
+#   COZMOX_TEST_WRONG_HOST_URL  https://127.0.0.1:PORT4, a certificate from
+#                          the CA above for the name other.example only
+#   COZMOX_TEST_H2_URL     https://127.0.0.1:PORT5, the trusted certificate,
+#                          HTTP/2 offered (ALPN)
 #   COZMOX_TOKEN           random token the mock accepts
 #   COZMOX_TEST_FIXTURES   absolute path of spec/fixtures
 #   NO_PROXY, no_proxy     extended with 127.0.0.1,localhost
 # then stops nginx, removes every file it made and exits with CMD's status.
 # Works from any directory; everything lives in one temp dir.
+# The caller's LUA_PATH, LUA_CPATH and LUA_INIT (which may lack ";;" or
+# belong to another Lua) reach CMD unchanged but neither the helpers here
+# (lua5.4 -E: Debian's default paths) nor the mock's nginx (its LuaJIT
+# finds cjson and resty.core in its default paths).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -89,6 +99,27 @@ tls="$TMP/tls"
   openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
     -set_serial "0x$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')" -days 30 \
     -extfile "$tls/server.ext" -out "$tls/server.pem"
+  # A certificate nobody trusts: same names, another CA.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$tls/rogue-ca.key" -out "$tls/rogue-ca.pem" -days 30 \
+    -subj "/CN=cozmox-lua rogue CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$tls/rogue.key" -out "$tls/rogue.csr" -subj "/CN=127.0.0.1"
+  openssl x509 -req -in "$tls/rogue.csr" -CA "$tls/rogue-ca.pem" -CAkey "$tls/rogue-ca.key" \
+    -set_serial "0x$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')" -days 30 \
+    -extfile "$tls/server.ext" -out "$tls/rogue.pem"
+  # Trusted CA, wrong name.
+  printf '%s\n' \
+    "basicConstraints=critical,CA:FALSE" \
+    "keyUsage=critical,digitalSignature,keyEncipherment" \
+    "extendedKeyUsage=serverAuth" \
+    "subjectAltName=DNS:other.example" > "$tls/other.ext"
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$tls/other.key" -out "$tls/other.csr" -subj "/CN=other.example"
+  openssl x509 -req -in "$tls/other.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
+    -set_serial "0x$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')" -days 30 \
+    -extfile "$tls/other.ext" -out "$tls/other.pem"
 } >"$TMP/openssl.log" 2>&1 || {
   echo "with-mock.sh: certificate generation failed:" >&2
   cat "$TMP/openssl.log" >&2
@@ -97,21 +128,22 @@ tls="$TMP/tls"
 
 TOKEN="test-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
 
-# Two distinct free ports: bind both to port 0 at once, then release them.
+# Five distinct free ports: bind all to port 0 at once, then release them.
 free_ports() {
-  lua5.4 -e '
+  lua5.4 -E -e '
     local socket = require "socket"
-    local a = assert(socket.bind("127.0.0.1", 0))
-    local b = assert(socket.bind("127.0.0.1", 0))
-    local _, pa = a:getsockname()
-    local _, pb = b:getsockname()
-    a:close(); b:close()
-    print(pa .. " " .. pb)'
+    local s, ports = {}, {}
+    for i = 1, 5 do
+      s[i] = assert(socket.bind("127.0.0.1", 0))
+      ports[i] = select(2, s[i]:getsockname())
+    end
+    for i = 1, 5 do s[i]:close() end
+    print(table.concat(ports, " "))'
 }
 
 # render TEMPLATE OUT NAME=VALUE...: replace each @NAME@.
 render() {
-  lua5.4 - "$@" <<'LUA'
+  lua5.4 -E - "$@" <<'LUA'
 local src, dst = arg[1], arg[2]
 local vars = {}
 for i = 3, #arg do
@@ -143,12 +175,13 @@ answers() {
 
 started=0
 for _ in 1 2 3 4 5; do           # new ports if another process took ours
-  read -r HTTP_PORT HTTPS_PORT < <(free_ports)
+  read -r HTTP_PORT HTTPS_PORT ROGUE_PORT WRONG_PORT H2_PORT < <(free_ports)
   render "$MOCK_DIR/nginx.conf.in" "$TMP/nginx.conf" \
     "PREFIX=$TMP" "MOCK_DIR=$MOCK_DIR" "USER_LINE=$user_line" \
-    "HTTP_PORT=$HTTP_PORT" "HTTPS_PORT=$HTTPS_PORT"
+    "HTTP_PORT=$HTTP_PORT" "HTTPS_PORT=$HTTPS_PORT" "ROGUE_PORT=$ROGUE_PORT" "WRONG_PORT=$WRONG_PORT" "H2_PORT=$H2_PORT"
   : > "$TMP/error.log"
-  nginx -p "$TMP" -c "$TMP/nginx.conf" -e "$TMP/error.log" -g 'daemon off;' \
+  env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_1 -u LUA_CPATH_5_1 \
+    nginx -p "$TMP" -c "$TMP/nginx.conf" -e "$TMP/error.log" -g 'daemon off;' \
     </dev/null >>"$TMP/nginx.out" 2>&1 &
   nginx_pid=$!
   for _ in $(seq 100); do            # up to ~10 s
@@ -178,6 +211,9 @@ fi
 
 export COZMOX_BASE_URL="http://127.0.0.1:$HTTP_PORT"
 export COZMOX_TEST_HTTPS_URL="https://127.0.0.1:$HTTPS_PORT"
+export COZMOX_TEST_ROGUE_URL="https://127.0.0.1:$ROGUE_PORT"
+export COZMOX_TEST_WRONG_HOST_URL="https://127.0.0.1:$WRONG_PORT"
+export COZMOX_TEST_H2_URL="https://127.0.0.1:$H2_PORT"
 
 # Run CMD in the background (stdin kept) so a TERM/INT here is handled at
 # once; cleanup then stops it.

@@ -234,13 +234,17 @@ describe("arguments", function()
             assert.is_false(ok)
             return e
         end
-        assert.matches("bad argument #1 to 'new' %(option 'timeout' must be a number, got string%)", err_of({ timeout = "10" }))
-        assert.matches("option 'timeout' must be a number of seconds between 0.001 and 604800", err_of({ timeout = -1 }))
+        assert.matches("bad argument #1 to 'new' %(option 'timeout' must be a number, got string%)",
+            err_of({ timeout = "10" }))
+        assert.matches("option 'timeout' must be a number of seconds between 0.001 and 604800",
+            err_of({ timeout = -1 }))
         assert.matches("option 'connect_timeout' must be a number of seconds between", err_of({ connect_timeout = 0 }))
-        assert.matches("option 'max_response_bytes' must be an integer between 1 and 2^53", err_of({ max_response_bytes = 1.5 }), 1, true)
+        assert.matches("option 'max_response_bytes' must be an integer between 1 and 2^53",
+            err_of({ max_response_bytes = 1.5 }), 1, true)
         assert.matches("option 'max_depth' must be an integer between 1 and 1000000", err_of({ max_depth = 0 }))
         assert.matches("option 'base_url' must be an http:// or https:// URL", err_of({ base_url = "ftp://x" }))
-        assert.matches("option 'base_url' must be an http:// or https:// URL", err_of({ base_url = "file:///etc/passwd" }))
+        assert.matches("option 'base_url' must be an http:// or https:// URL",
+            err_of({ base_url = "file:///etc/passwd" }))
         assert.matches("unknown option 'tiemout'", err_of({ tiemout = 1 }))
         assert.matches("table expected, got string", err_of("x"))
         local e = err_of({ token = "abc\r\nX-Evil: 1" })

@@ -184,19 +184,32 @@ describe("cozmox.core.encode", function()
       assert.are.equal("0.30000000000000004", encode(0.1 + 0.2))
       assert.are.equal("0.3333333333333333", encode(1 / 3))
       assert.are.equal("123.456", encode(123.456))
+      assert.are.equal("-65.61361699999998", encode(-65.613616999999977))
       assert.are.equal("-1.5e-10", encode(-1.5e-10))
-      assert.are.equal("1e-07", encode(1e-7))
       assert.are.equal("1e+300", encode(1e300))
-      assert.are.equal("1e+21", encode(1e21))
       assert.are.equal("1.7976931348623157e+308", encode(1.7976931348623157e308))
       assert.are.equal("2.2250738585072014e-308", encode(2.2250738585072014e-308))
       assert.are.equal("[1.25,-0.5]", encode({1.25, -0.5}))
     end)
 
-    it("writes the smallest subnormal so that it reads back", function()
-      -- cz_format_double tries %.15g first, which already reads back here.
-      assert.are.equal("4.94065645841247e-324", encode(5e-324))
+    it("writes subnormals with their shortest digits", function()
+      assert.are.equal("5e-324", encode(5e-324))
+      assert.are.equal("1e-323", encode(1e-323))
+      assert.are.equal("-2.225073858507201e-308", encode(-2.225073858507201e-308))
       assert.are.equal(5e-324, tonumber(encode(5e-324)))
+    end)
+
+    it("switches to exponent notation below 1e-6 and from 1e21 (JSON.stringify's layout)", function()
+      assert.are.equal("0.000001", encode(0.000001))
+      assert.are.equal("0.0000012345", encode(0.0000012345))
+      assert.are.equal("1e-7", encode(1e-7))
+      assert.are.equal("9.99e-7", encode(9.99e-7))
+      assert.are.equal("100000000000000000000.0", encode(1e20))
+      assert.are.equal("123456789012345680000.0", encode(123456789012345678901.0))
+      assert.are.equal("1e+21", encode(1e21))
+      assert.are.equal("1.25e+21", encode(1.25e21))
+      assert.are.equal("1e+22", encode(1e22))
+      assert.are.equal("1152921504606847000.0", encode(2 ^ 60))
     end)
 
     it("writes integral floats with .0 (5.3+) or as integers within 2^53 (5.1)", function()
@@ -208,9 +221,8 @@ describe("cozmox.core.encode", function()
         assert.are.equal("100.0", encode(100.0))
         assert.are.equal("-42.0", encode(-42.0))
         assert.are.equal("999999999999999.0", encode(999999999999999.0))
-        assert.are.equal("1e+15", encode(1e15))
+        assert.are.equal("1000000000000000.0", encode(1e15))
         assert.are.equal("9007199254740992.0", encode(2.0 ^ 53))
-        assert.are.equal("1e+16", encode(1e16))
         assert.are.equal("[1,1.0]", encode({1, 1.0}))
       else
         assert.are.equal("1", encode(1.0))
@@ -218,7 +230,27 @@ describe("cozmox.core.encode", function()
         assert.are.equal("100", encode(100.0))
         assert.are.equal("999999999999999", encode(999999999999999.0))
         assert.are.equal("1000000000000000", encode(1e15))
-        assert.are.equal("1e+16", encode(1e16))
+        assert.are.equal("9007199254740992", encode(2 ^ 53))
+      end
+      -- Beyond 2^53 every runtime writes floats.
+      assert.are.equal("9007199254740994.0", encode(2 ^ 53 + 2))
+      assert.are.equal("10000000000000000.0", encode(1e16))
+      assert.are.equal("18014398509481984.0", encode(2 ^ 54))
+    end)
+
+    it("reads back every random double bit for bit, and never longer than %.17g", function()
+      math.randomseed(4321)
+      for i = 1, 20000 do
+        local x = (math.random() - 0.5) * 2 ^ math.random(-1074, 1023)
+        if i % 7 == 0 and math.abs(x) < 1e300 then x = math.floor(x * 1000) / 1000 end
+        local text = encode(x)
+        if x ~= math.floor(x) or x ~= x or math.abs(x) >= 2 ^ 53 or not HAS_INTEGERS then
+          local back = tonumber(text)
+          assert(back == x and (x ~= 0 or not HAS_INTEGERS or 1 / back == 1 / x), text)
+          local digits = #(text:gsub("e.*$", ""):gsub("[^0-9]", ""):gsub("^0+", ""):gsub("0+$", ""))
+          local c = #(string.format("%.17e", x):gsub("e.*$", ""):gsub("[^0-9]", ""):gsub("^0+", ""):gsub("0+$", ""))
+          assert(digits <= math.max(c, 1), text)
+        end
       end
     end)
 
@@ -438,6 +470,110 @@ describe("cozmox.core.encode", function()
         encode_error({string.rep("y", 5000) .. "\255"})
       end
       assert.are.equal('{"a":[1,"two",null]}', encode({a = {1, "two", null}}))
+    end)
+  end)
+
+  describe("options", function()
+    local function opt_error(v, opts)
+      local ok, err = pcall(function() return encode(v, opts) end)
+      assert.is_false(ok, "encode accepted the options")
+      assert.is_truthy(err:find("bad argument #2 to '", 1, true), err)
+      return err:match("%((.*)%)$")
+    end
+
+    it("sort_keys writes object members in byte-wise key order, at every depth", function()
+      local v = {b = 1, a = {z = true, y = {2, {d = 4, c = 3}}}, B = "up", [""] = 0, aa = 2,
+                 ["\195\169"] = "e-acute", ["a\0b"] = "nul"}
+      assert.are.equal('{"":0,"B":"up","a":{"y":[2,{"c":3,"d":4}],"z":true},"a\\u0000b":"nul",'
+                       .. '"aa":2,"b":1,"\195\169":"e-acute"}', encode(v, {sort_keys = true}))
+    end)
+
+    it("sort_keys gives the same bytes whatever order the keys were inserted in", function()
+      local keys = {}
+      for i = 1, 200 do keys[i] = "key" .. i end
+      local outputs = {}
+      for round = 1, 3 do
+        local t = {}
+        for i = 1, 200 do
+          local j = round == 1 and i or round == 2 and 201 - i or (i * 37) % 200 + 1
+          t[keys[j]] = j
+        end
+        outputs[round] = encode({outer = t, list = {t}}, {sort_keys = true})
+      end
+      assert.are.equal(outputs[1], outputs[2])
+      assert.are.equal(outputs[1], outputs[3])
+      local sorted = {}
+      for i = 1, 200 do sorted[i] = keys[i] end
+      table.sort(sorted)
+      local pos = 0
+      for _, k in ipairs(sorted) do
+        local at = outputs[1]:find('"' .. k .. '":', pos + 1, true)
+        assert(at and at > pos, k)
+        pos = at
+      end
+    end)
+
+    it("sort_keys leaves arrays alone and still rejects non-string keys", function()
+      assert.are.equal("[3,1,2]", encode({3, 1, 2}, {sort_keys = true}))
+      assert.are.equal("{}", encode({}, {sort_keys = true}))
+      assert.are.equal(key_error("boolean"), select(2, pcall(encode, {a = 1, [true] = 2}, {sort_keys = true})))
+      assert.are.equal('{"a":1}', encode({a = 1}, {sort_keys = false}))
+    end)
+
+    it("indent writes one member per line, indented, with ': ' after keys", function()
+      local v = {k = {1, {x = "y"}, array({}), {}}}
+      assert.are.equal('{\n  "k": [\n    1,\n    {\n      "x": "y"\n    },\n    [],\n    {}\n  ]\n}',
+                       encode(v, {indent = 2}))
+      assert.are.equal('[\n\t1,\n\t[\n\t\t2\n\t]\n]', encode({1, {2}}, {indent = "\t"}))
+      assert.are.equal('[\n1,\n[\n2\n]\n]', encode({1, {2}}, {indent = 0}))
+      assert.are.equal('[\n1\n]', encode({1}, {indent = ""}))
+      assert.are.equal('{\n   "a": null\n}', encode({a = null}, {indent = "   "}))
+    end)
+
+    it("indent keeps empty tables and scalars compact and adds no final newline", function()
+      assert.are.equal("{}", encode({}, {indent = 4}))
+      assert.are.equal("[]", encode(array({}), {indent = 4}))
+      assert.are.equal('"x"', encode("x", {indent = 4}))
+      assert.are.equal("1.5", encode(1.5, {indent = 4}))
+      assert.are.equal("[1,2]", encode({1, 2}, {indent = false}))
+    end)
+
+    it("indent and sort_keys together give reproducible pretty output", function()
+      local v = {zeta = {3, 2}, alpha = {beta = true, a = null}}
+      assert.are.equal('{\n  "alpha": {\n    "a": null,\n    "beta": true\n  },\n  "zeta": [\n    3,\n    2\n  ]\n}',
+                       encode(v, {indent = 2, sort_keys = true}))
+    end)
+
+    it("pretty output decodes to the same value", function()
+      local v = {a = {1, 2.5, {b = "c\n"}}, d = array({}), e = {}}
+      assert.are.same(core.decode(encode(v)), core.decode(encode(v, {indent = 3, sort_keys = true})))
+    end)
+
+    it("rejects bad options with bad argument #2", function()
+      local indent_msg = "indent must be an integer from 0 to 32 or a string of spaces and tabs"
+      assert.are.equal("options table expected", opt_error(1, "pretty"))
+      assert.are.equal("options table expected", opt_error(1, 2))
+      assert.are.equal("sort_keys must be a boolean", opt_error(1, {sort_keys = 1}))
+      assert.are.equal("sort_keys must be a boolean", opt_error(1, {sort_keys = "yes"}))
+      assert.are.equal(indent_msg, opt_error(1, {indent = 2.5}))
+      assert.are.equal(indent_msg, opt_error(1, {indent = -1}))
+      assert.are.equal(indent_msg, opt_error(1, {indent = 33}))
+      assert.are.equal(indent_msg, opt_error(1, {indent = "--"}))
+      assert.are.equal(indent_msg, opt_error(1, {indent = "\n"}))
+      assert.are.equal(indent_msg, opt_error(1, {indent = string.rep(" ", 33)}))
+      assert.are.equal(indent_msg, opt_error(1, {indent = true}))
+      assert.are.equal("unknown option 'sortkeys'", opt_error(1, {sortkeys = true}))
+      assert.are.equal("unknown option 'number'", opt_error(1, {true}))
+      -- validated before anything is written
+      assert.are.equal("sort_keys must be a boolean", opt_error(print, {sort_keys = 0}))
+    end)
+
+    it("accepts nil and an empty table as the defaults", function()
+      assert.are.equal("[1]", encode({1}, nil))
+      assert.are.equal("[1]", encode({1}, {}))
+      assert.are.equal(string.rep("[", 999) .. "[]" .. string.rep("]", 999),
+                       encode(nest(1000, function(inner) return array({inner}) end), {sort_keys = true,
+                           indent = 0}):gsub("\n", ""))
     end)
   end)
 

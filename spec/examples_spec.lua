@@ -6,26 +6,15 @@ local mock = require("support.mock")
 local util = require("support.util")
 local socket = require("socket")
 
-local root = util.spec_dir:gsub("/spec$", "")
-if root == "spec" then root = "." end
-
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+local root, q = util.root, util.quote
 
 -- Run an example with the spec's interpreter; returns stdout, stderr and
 -- the exit status.  env: extra "NAME=value" words.
 local function run(example, args, env)
-    local out, err = os.tmpname(), os.tmpname()
     local words = {}
     for i, a in ipairs(args or {}) do words[i] = q(a) end
-    local cmd = ("cd %s && %s %s %s %s >%s 2>%s; echo $?"):format(q(root), env or "", util.lua_bin(),
-        q("examples/" .. example), table.concat(words, " "), q(out), q(err))
-    local p = assert(io.popen(cmd))
-    local code = tonumber(p:read("*a"))
-    p:close()
-    local stdout, stderr = util.read(out), util.read(err)
-    os.remove(out)
-    os.remove(err)
-    return stdout, stderr, code
+    return util.sh(("cd %s && %s %s %s %s"):format(q(root), env or "", util.lua_bin(),
+        q("examples/" .. example), table.concat(words, " ")))
 end
 
 local client = mock.client
@@ -92,6 +81,24 @@ describe("examples/list_sessions.lua", function()
         assert.equal(0, code)
         assert.matches("\n[^\n]+  <string>              active     2023%-11%-07T05:31:56Z          1  yes\n", out)
         assert.matches("\n1 of 5 sessions %(page 1%)\n$", out)
+        -- a UTF-8 id among UUIDs: every column starts at the same code point
+        local out5 = run("list_sessions.lua", { "--assistant", "<string>", "--limit", "5" })
+        local lines = {}
+        for line in out5:gmatch("[^\n]+") do lines[#lines + 1] = line end
+        assert.equal(7, #lines)
+        assert.equal("ünï/cødé?#&" .. (" "):rep(36 - 11) .. "  <string>", lines[2]:sub(1, #"ünï/cødé?#&" + 25 + 10))
+        local function column_of(line, what)
+            local at = assert(line:find(what, 1, true), what .. " not in " .. line)
+            local _, n = line:sub(1, at - 1):gsub("[^\128-\191]", "")
+            return n
+        end
+        assert.equal(38, column_of(lines[1], "NAME"))
+        assert.equal(60, column_of(lines[1], "STATUS"))
+        for i = 2, 6 do
+            assert.equal(38, column_of(lines[i], "<string>"), lines[i])
+            assert.equal(60, column_of(lines[i], "active"), lines[i])
+        end
+        assert.equal("5 of 5 sessions (page 1)", lines[7])
         local long = assert(client().session.create({ name = "ünïcødé name that is too long to show" }))
         out = run("list_sessions.lua", { "--name", long.name, "--limit", "1" })
         assert.matches(long.id .. "  ünïcødé name that i~  active", out, 1, true)
@@ -249,7 +256,9 @@ describe("examples/nginx", function()
             local vars = { PREFIX = prefix, PORT = tostring(port), ROOT = root:match("^/") and root
                 or (os.getenv("PWD") .. "/" .. root), USER_LINE = "" }
             if util.run("id -u") == "0\n" then vars.USER_LINE = "user root;" end
-            local conf = template:gsub("@([%w_]+)@", function(k) return assert(vars[k], "no value for @" .. k .. "@") end)
+            local conf = template:gsub("@([%w_]+)@", function(k)
+                return assert(vars[k], "no value for @" .. k .. "@")
+            end)
             local f = assert(io.open(prefix .. "/nginx.conf", "w"))
             f:write(conf)
             f:close()

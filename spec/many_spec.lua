@@ -90,6 +90,19 @@ describe("session.get_many", function()
         assert.equal(2, #sleeps)
     end)
 
+    it("multiplexes over one connection when the server speaks HTTP/2", function()
+        mock.reset()
+        local c = client({ base_url = os.getenv("COZMOX_TEST_H2_URL"), ca_file = mock.ca_file })
+        local ids = {}
+        for i = 1, 20 do ids[i] = "demo" end
+        local results, errors, failed = c.session.get_many(ids, { concurrency = 8 })
+        assert.equal(0, failed, tostring(errors[1]))
+        assert.equal("demo", results[20].id)
+        local body = assert(mock.get("/__connections"))
+        local count = require("cjson").decode(body).count
+        assert.equal(1, count)
+    end)
+
     it("validates its arguments", function()
         local c = client()
         assert.has_error(function() c.session.get_many("demo") end,

@@ -112,6 +112,23 @@ describe("mock API", function()
       end
     end)
 
+    it("serves each demo session as its element of demo/sessions.json is written", function()
+      local text = mock.fixture("demo/sessions.json")
+      local demo = cjson.decode(text)
+      assert.are.equal(6, #demo)
+      for _, want in ipairs(demo) do
+        local status, body = authed("/session/" .. pct(want.id))
+        assert.are.equal(200, status, want.id)
+        assert.are.equal("{", body:sub(1, 1))
+        assert.are.equal("}", body:sub(-1))
+        assert.truthy(text:find(body, 1, true), "not a piece of the file: " .. want.id)
+        assert.are.same(want, cjson.decode(body))
+      end
+      -- the newest of all seeded sessions is the newest demo session
+      local _, page = authed("/session?limit=1")
+      assert.are.equal("289afc20-3ca7-4376-862b-a96919eb4957", cjson.decode(page).results[1].id)
+    end)
+
     it("takes the id from the raw path: %2F stays inside one segment", function()
       assert.are.equal(200, (authed("/session/a%20b%2Fc")))
       assert.are.equal(404, (authed("/session/a%20b/c")))

@@ -1,8 +1,42 @@
--- The README's Lua examples run as written, against the mock API, and
--- print what their "--> ..." comments say.
+-- The README works as written:
+--  * its Lua examples run against the mock API and print what their
+--    "--> ..." comments say;
+--  * its shell commands run, as written and in order, in one bash session
+--    in a copy of the checkout (the tracked files as they are now) with a
+--    fresh HOME and a plain environment -- as a newcomer would type them --
+--    and a ```text block right after a ```sh block is exactly what that
+--    block prints on stdout.  A block that cannot run here is preceded by
+--    "<!-- not run: why -->";
+--  * its table of contents links every section.
 local util = require("support.util")
 
 local readme = util.read(util.spec_dir .. "/../README.md")
+local q = util.quote
+
+-- Every fenced block in order: { lang, code, before = the text since the previous block }.
+local fenced = {}
+do
+    local pos = 1
+    while true do
+        local s, e, lang, code = readme:find("```(%w*)\n(.-)```\n?", pos)
+        if not s then break end
+        fenced[#fenced + 1] = { lang = lang, code = code, before = readme:sub(pos, s - 1) }
+        pos = e + 1
+    end
+end
+
+-- The shell blocks: { code, output = expected stdout or nil, skip = reason or nil }.
+local shell = {}
+for i, b in ipairs(fenced) do
+    if b.lang == "sh" then
+        local nxt = fenced[i + 1]
+        shell[#shell + 1] = {
+            code = b.code,
+            skip = b.before:match("<!%-%- not run: ([^\n]-) %-%->%s*$"),
+            output = nxt and nxt.lang == "text" and nxt.before:match("^%s*$") and nxt.code or nil,
+        }
+    end
+end
 
 local blocks = {}
 for code in readme:gmatch("```lua\n(.-)```") do blocks[#blocks + 1] = code end
@@ -19,6 +53,82 @@ describe("README", function()
     it("gives the two commands make demo and make test", function()
         assert.matches("make demo", readme, 1, true)
         assert.matches("make test", readme, 1, true)
+    end)
+
+    it("has a table of contents linking every section, and only sections", function()
+        local toc = assert(readme:match("\n## Contents\n(.-)\n## "))
+        local function slug(title)
+            return (title:lower():gsub("[^%w%- ]", ""):gsub(" ", "-"))
+        end
+        local anchors, sections = {}, {}
+        for level, title in readme:gmatch("\n(##+) ([^\n]+)") do
+            if title ~= "Contents" then
+                anchors[slug(title)] = true
+                if level == "##" then sections[#sections + 1] = slug(title) end
+            end
+        end
+        local linked = {}
+        for anchor in toc:gmatch("%]%(#([^)]+)%)") do
+            assert(anchors[anchor], "the contents link #" .. anchor .. ", which is no heading")
+            linked[anchor] = true
+        end
+        for _, anchor in ipairs(sections) do
+            assert(linked[anchor], "section #" .. anchor .. " is not in the contents")
+        end
+    end)
+
+    it("runs its shell commands as written, each printing what the README shows", function()
+        local ran, reasons = {}, {}
+        for _, b in ipairs(shell) do
+            if b.skip then reasons[#reasons + 1] = b.skip else ran[#ran + 1] = b end
+        end
+        assert.is_true(#ran >= 10)
+        assert.is_true(#reasons <= 3)
+        local all = {}
+        for _, b in ipairs(ran) do all[#all + 1] = b.code end
+        all = table.concat(all, "\n")
+        for _, cmd in ipairs({ "make demo", "make install PREFIX=", "luarocks --lua-version=5.4 make",
+            "make install LUA_VERSION=5.1", "make install LUA=luajit", "cozmox get", "cozmox list",
+            "cozmox export", "cozmox --help" }) do
+            assert.matches(cmd, all, 1, true)
+        end
+
+        local work = util.tmpdir()
+        local copy, home, state = work .. "/cozmox-lua", work .. "/home", work .. "/state"
+        util.copy_checkout(copy)
+        assert(util.run("mkdir " .. q(home) .. " " .. q(state)))
+        local main = { "set -euo pipefail", "cd " .. q(copy) }
+        for i, b in ipairs(ran) do
+            local f = assert(io.open(state .. "/" .. i .. ".sh", "w"))
+            f:write(b.code)
+            f:close()
+            main[#main + 1] = ("echo %d > %s; . %s > %s 2> %s"):format(i, q(state .. "/current"),
+                q(state .. "/" .. i .. ".sh"), q(state .. "/" .. i .. ".out"), q(state .. "/" .. i .. ".err"))
+        end
+        main[#main + 1] = "echo done > " .. q(state .. "/current")
+        local f = assert(io.open(state .. "/main.sh", "w"))
+        f:write(table.concat(main, "\n"), "\n")
+        f:close()
+        local out = util.run("env -i HOME=" .. q(home)
+            .. " PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8"
+            .. " TMPDIR=" .. q(os.getenv("TMPDIR") or "/tmp") .. " bash " .. q(state .. "/main.sh"))
+        local current = util.read(state .. "/current"):gsub("\n$", "")
+        if current ~= "done" then
+            local n = tonumber(current)
+            error("README shell block " .. n .. " failed:\n" .. ran[n].code .. "--- stdout:\n"
+                .. util.read(state .. "/" .. n .. ".out") .. "--- stderr:\n" .. util.read(state .. "/" .. n .. ".err")
+                .. out)
+        end
+        local checked = 0
+        for i, b in ipairs(ran) do
+            if b.output then
+                assert.equal(b.output, util.read(state .. "/" .. i .. ".out"),
+                    "README shell block " .. i .. ":\n" .. b.code)
+                checked = checked + 1
+            end
+        end
+        assert.is_true(checked >= 6)
+        util.run("rm -rf " .. q(work))
     end)
 
     for i, code in ipairs(blocks) do

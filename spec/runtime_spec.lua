@@ -27,7 +27,8 @@ end)
 
 describe("big_integers = \"string\"", function()
     it("turns integer literals beyond +-2^53 into their exact text", function()
-        local v = json.decode("[9007199254740992,9007199254740993,-9007199254740993,123456789012345678901234567890,1e30,2.5]",
+        local v = json.decode("[9007199254740992,9007199254740993,-9007199254740993,"
+            .. "123456789012345678901234567890,1e30,2.5]",
             { big_integers = "string" })
         assert.equal(9007199254740992, v[1])
         assert.equal("9007199254740993", v[2])

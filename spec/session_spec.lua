@@ -7,7 +7,19 @@ local mock = require("support.mock")
 
 local json = cozmox.json
 local ID = "3f6c2f7e-5a1b-4c2d-9e8f-0a1b2c3d4e5f"
-local SEEDED_DESC = { "ünï/cødé?#&", "..", "a b/c", "demo", ID }   -- newest (last seeded) first
+-- The demo sessions of spec/fixtures/demo/sessions.json, newest first
+-- (created 2025-06-06 .. 2025-06-02), and their statuses.
+local DEMO_DESC = {
+    "289afc20-3ca7-4376-862b-a96919eb4957", "3c52e522-4bcc-435d-8e80-36187a47ac29",
+    "3194ba09-75e8-4cca-8d7d-36749ddeca23", "4d3136a6-3952-476e-9c51-1c112bfc5211",
+    "86bf0f68-b613-4766-8f46-04f8f1b07ae0", "70fe0451-8264-41d4-92b0-82b83b97d402",
+}
+local DEMO_STATUS_DESC = { "active", "completed", "completed", "completed", "completed", "completed" }
+-- Every seeded session, newest first: the demo sessions, then the copies of
+-- the API reference's example (all created 2023-11-07T05:31:56Z, so the
+-- last seeded comes first).
+local SEEDED_DESC = { "ünï/cødé?#&", "..", "a b/c", "demo", ID }
+for i = #DEMO_DESC, 1, -1 do table.insert(SEEDED_DESC, 1, DEMO_DESC[i]) end
 local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 local ISO_MS = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$"
 
@@ -83,12 +95,14 @@ describe("session.list", function()
         assert.equal("GET", req.method)
         assert.equal("/session", req.request_uri)
         assert.is_nil(req.body)
-        assert.same({ itemsPerPage = 100, totalItems = 5, currentPage = 1 }, page.metadata)
+        assert.same({ itemsPerPage = 100, totalItems = 11, currentPage = 1 }, page.metadata)
         assert.equal(json.array_mt, getmetatable(page.results))
         assert.same(SEEDED_DESC, ids(page.results))
-        for _, s in ipairs(page.results) do
+        for i, s in ipairs(page.results) do
             assert.equal(session.mt, getmetatable(s))
-            assert.is_true(s:is_active())
+            local status = DEMO_STATUS_DESC[i] or "active"
+            assert.equal(status, s.status)
+            assert.equal(status == "active", s:is_active())
         end
         assert.is_nil(getmetatable(page))
         assert.same(SEEDED_DESC, ids(c.session.list({}).results))
@@ -100,7 +114,8 @@ describe("session.list", function()
             name = "a b&c", assistantId = "as/1", workflowId = "wf 1", page = 2, sortOrder = "ASC", limit = 10,
             createdAtGt = "2024-01-01T00:00:00Z", createdAtLt = "2024-02-01T00:00:00+01:00",
             createdAtGe = "2024-01-01", createdAtLe = "2024-03-01T10:20:30.5Z",
-            updatedAtGt = 0, updatedAtLt = 1699335116.25, updatedAtGe = 1699335116, updatedAtLe = "2030-01-01T00:00:00Z",
+            updatedAtGt = 0, updatedAtLt = 1699335116.25, updatedAtGe = 1699335116,
+            updatedAtLe = "2030-01-01T00:00:00Z",
         }))
         assert.equal("/session?assistantId=as%2F1&createdAtGe=2024-01-01&createdAtGt=2024-01-01T00%3A00%3A00Z"
             .. "&createdAtLe=2024-03-01T10%3A20%3A30.5Z&createdAtLt=2024-02-01T00%3A00%3A00%2B01%3A00"
@@ -327,7 +342,8 @@ describe("session.each", function()
                 return 200, { ["Content-Type"] = "application/json" }, pages[page] or '{"results":[]}'
             end })
         end
-        local c1 = fake({ '{"results":[{"id":"a"},{"id":"b"}]}', '{"results":[{"id":"c"}]}', '{"results":[{"id":"x"}]}' })
+        local c1 = fake({ '{"results":[{"id":"a"},{"id":"b"}]}', '{"results":[{"id":"c"}]}',
+            '{"results":[{"id":"x"}]}' })
         local got = {}
         for s, n, total in c1.session.each({ limit = 2 }) do got[#got + 1] = s.id .. n .. tostring(total) end
         assert.same({ "a1nil", "b2nil", "c3nil" }, got)
@@ -449,7 +465,8 @@ describe("session.create", function()
         bad("field 'expirationSeconds' must be an integer in 60..2592000, got 2592001", { expirationSeconds = 2592001 })
         bad("field 'expirationSeconds' must be an integer in 60..2592000, got 60.5", { expirationSeconds = 60.5 })
         bad("field 'expirationSeconds' must be an integer in 60..2592000, got \"60\"", { expirationSeconds = "60" })
-        bad("field 'expirationSeconds' must be an integer in 60..2592000, got null", { expirationSeconds = cozmox.null })
+        bad("field 'expirationSeconds' must be an integer in 60..2592000, got null",
+            { expirationSeconds = cozmox.null })
         bad("field 'assistantId' must be a string, got boolean", { assistantId = true })
         bad("field 'phoneNumberId' must be a string, got number", { phoneNumberId = 5 })
         bad("field 'assistant' must be a table (JSON object), got \"a\"", { assistant = "a" })
@@ -626,7 +643,8 @@ describe("session helpers", function()
 
     local function sample()
         return wrap({
-            id = "s1", status = "active", createdAt = "2024-03-01T10:00:00.500+01:00", updatedAt = "2024-03-01T09:30:00Z",
+            id = "s1", status = "active", createdAt = "2024-03-01T10:00:00.500+01:00",
+            updatedAt = "2024-03-01T09:30:00Z",
             expirationSeconds = 3600, assistantId = "asst-9", assistant = { name = "Ava" },
             customer = { number = "+15550001111", name = "Sam" },
             messages = json.array({
@@ -677,6 +695,7 @@ describe("session helpers", function()
         assert.is_nil(none)
         assert.equal("createdAt: invalid ISO 8601 date-time '2024-13-01T00:00:00Z': month out of range", err)
         none, err = wrap({ createdAt = 5 }):created_at()
+        assert.is_nil(none)
         assert.equal("createdAt is not a string", err)
     end)
 
@@ -751,6 +770,7 @@ describe("session helpers", function()
         assert.equal("Bo", ref.name)
         assert.equal("inline", kind)
         ref, kind = wrap({ assistantId = "", assistant = { name = "Cy" } }):assistant_ref()
+        assert.equal("Cy", ref.name)
         assert.equal("inline", kind)
         assert.is_nil(wrap({}):assistant_ref())
         assert.is_nil(wrap({ assistant = cozmox.null }):assistant_ref())
@@ -810,7 +830,8 @@ describe("the mock's session store", function()
 
     it("updates by splicing values into the stored text, every other byte kept", function()
         local fixture = mock.fixture("session.json")
-        local status, text = raw("PATCH", "/session/demo", '{"name": "x", "phoneNumberId": null, "status": "completed"}')
+        local status, text = raw("PATCH", "/session/demo",
+            '{"name": "x", "phoneNumberId": null, "status": "completed"}')
         assert.equal(200, status)
         local updated = text:match('"updatedAt": ("[^"]+")')
         assert.matches(ISO_MS, updated:sub(2, -2))
@@ -829,7 +850,7 @@ describe("the mock's session store", function()
     it("lists the stored texts as they are", function()
         local _, text = raw("GET", "/session?limit=1&sortOrder=ASC")
         local fixture = mock.fixture("session.json"):gsub('"id": "<string>"', '"id": "' .. ID .. '"', 1)
-        assert.equal('{"results":[' .. fixture .. '],"metadata":{"itemsPerPage":1,"totalItems":5,"currentPage":1}}',
+        assert.equal('{"results":[' .. fixture .. '],"metadata":{"itemsPerPage":1,"totalItems":11,"currentPage":1}}',
             text)
     end)
 

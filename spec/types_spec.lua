@@ -181,7 +181,8 @@ describe("LuaLS annotations", function()
             check_object("cozmox.Message", { role = "user", message = "m", time = 1 }, "m", {})
         end)
         assert.has_error(function()
-            check_object("cozmox.Message", { role = "user", message = "m", time = 1, secondsFromStart = 1, x = 1 }, "m", {})
+            check_object("cozmox.Message", { role = "user", message = "m", time = 1, secondsFromStart = 1, x = 1 },
+                "m", {})
         end)
     end)
 
@@ -241,7 +242,8 @@ describe("LuaLS annotations", function()
         local samples = {
             errors.http(400, { message = { "a", "b" }, error = "Bad Request", statusCode = 400 }, nil, "GET", "/x"),
             errors.http(502, nil, "<html>", "GET", "/x"),
-            errors.new({ kind = "network", message = "refused", curl_code = 7, method = "GET", path = "/x", attempts = 3 }),
+            errors.new({ kind = "network", message = "refused", curl_code = 7, method = "GET", path = "/x",
+                attempts = 3 }),
         }
         for _, e in ipairs(samples) do
             for k in pairs(e) do assert(have[k], "error field " .. k .. " is not annotated") end

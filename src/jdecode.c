@@ -25,13 +25,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 #include "compat.h"
 #include "buffer.h"
 #include "json.h"
 #include "numconv.h"
+#include "textscan.h"
 
 #define DECODER_MT "cozmox.decoder"
 #define STRCACHE_KEY "cozmox.strcache"
@@ -119,19 +117,6 @@ struct cz_decoder {
     char err[200];
 };
 
-/* Character classes inside a string: 0 plain ASCII, 1 '"', 2 '\\',
- * 3 control character, 4 first byte of a multi-byte sequence or invalid. */
-#define R4(a) a, a, a, a
-#define R16(a) R4(a), R4(a), R4(a), R4(a)
-static const unsigned char str_class[256] = {
-    R16(3), R16(3),                                  /* 0x00-0x1f */
-    0, 0, 1, R4(0), 0,                               /* 0x20-0x27 */
-    R4(0), R4(0),                                    /* 0x28-0x2f */
-    R16(0), R16(0),                                  /* 0x30-0x4f */
-    R4(0), R4(0), R4(0), 2, 0, 0, 0,                 /* 0x50-0x5f */
-    R16(0), R16(0),                                  /* 0x60-0x7f */
-    R16(4), R16(4), R16(4), R16(4),                  /* 0x80-0xbf */
-    R16(4), R16(4), R16(4), R16(4)};                 /* 0xc0-0xff */
 
 static const unsigned char is_ws[256] = {
     ['\t'] = 1, ['\n'] = 1, ['\r'] = 1, [' '] = 1};
@@ -158,30 +143,6 @@ static int fail_char(cz_decoder *d, size_t at, unsigned char c, const char *expe
 }
 
 /* ------------------------------------------------------------ utf-8, hex */
-
-/* Length (2..4) of the valid UTF-8 sequence at p, 0 if invalid, -1 if the
- * available bytes are a valid but incomplete prefix. */
-static inline int utf8_seq(const unsigned char *p, const unsigned char *end) {
-    unsigned c = p[0], lo = 0x80, hi = 0xBF;
-    int need, i;
-    if (c < 0xC2) return 0;
-    if (c < 0xE0) need = 2;
-    else if (c < 0xF0) {
-        need = 3;
-        if (c == 0xE0) lo = 0xA0;       /* overlong */
-        else if (c == 0xED) hi = 0x9F;  /* UTF-16 surrogates */
-    } else if (c < 0xF5) {
-        need = 4;
-        if (c == 0xF0) lo = 0x90;       /* overlong */
-        else if (c == 0xF4) hi = 0x8F;  /* beyond U+10FFFF */
-    } else return 0;
-    for (i = 1; i < need; i++) {
-        if (p + i >= end) return -1;
-        if (p[i] < lo || p[i] > hi) return 0;
-        lo = 0x80, hi = 0xBF;
-    }
-    return need;
-}
 
 static int hex4(const unsigned char *p) {
     int v = 0, i;
@@ -225,67 +186,6 @@ static size_t put_utf8(char *o, unsigned cp) {
     return 4;
 }
 
-/* First q in [q, end) that is not plain string text (str_class != 0).
- * Eight bytes at a time: a SWAR test flags the bytes that are '"', '\\',
- * below 0x20 or above 0x7f.  Borrows can only flag bytes above a flagged
- * one, so the lowest flag is exact and says where the run ends. */
-static inline uint64_t load64(const unsigned char *p) {
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
-static inline const unsigned char *skip_plain(const unsigned char *q, const unsigned char *end) {
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-#if defined(__SSE2__)
-    /* Sixteen at a time: a signed compare with 0x20 flags both the control
-     * characters and the bytes above 0x7f. */
-    const __m128i dq = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), sp = _mm_set1_epi8(0x20);
-    while (end - q >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
-        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, dq), _mm_cmpeq_epi8(v, bs)),
-                                   _mm_cmplt_epi8(v, sp));
-        unsigned mask = (unsigned)_mm_movemask_epi8(hit);
-        if (mask != 0) return q + __builtin_ctz(mask);
-        q += 16;
-    }
-#endif
-    while (end - q >= 8) {
-        uint64_t v = load64(q), quote, bslash, ctl, hit;
-        quote = v ^ (ones * '"');
-        bslash = v ^ (ones * '\\');
-        ctl = (v - ones * 0x20) & ~v;                 /* bytes < 0x20 */
-        hit = (((quote - ones) & ~quote) | ((bslash - ones) & ~bslash) | ctl | v) & highs;
-        if (hit != 0) {
-#if defined(__GNUC__) && (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
-            return q + (__builtin_ctzll(hit) >> 3);
-#else
-            break;
-#endif
-        }
-        q += 8;
-    }
-    while (q < end && str_class[*q] == 0) q++;
-    return q;
-}
-
-/* First q in [q, end) that is neither plain text nor part of a valid
- * UTF-8 sequence: '"', '\\', a control character, or (with *k set to 0)
- * invalid UTF-8, or (with *k set to -1) a sequence cut by `end`. */
-static inline const unsigned char *skip_text(const unsigned char *q, const unsigned char *end, int *k) {
-    for (;;) {
-        q = skip_plain(q, end);
-        if (q == end || *q < 0x80) return q;
-        if ((*k = utf8_seq(q, end)) <= 0) return q;
-        q += *k;
-        /* Runs of non-ASCII text (accents, CJK, emoji): stay here. */
-        while (q < end && *q >= 0x80) {
-            if ((*k = utf8_seq(q, end)) <= 0) return q;
-            q += *k;
-        }
-    }
-}
-
 /* ---------------------------------------------------------------- tokens */
 
 /* Result codes of the token scanners. */
@@ -305,7 +205,7 @@ static int string_slow(lua_State *L, cz_decoder *d, const unsigned char *s,
         const unsigned char *run = q;
         unsigned c;
         int k = 1;
-        q = skip_text(q, end, &k);
+        q = cz_skip_text(q, end, &k);
         if (q > run && !cz_buf_add(b, run, (size_t)(q - run))) return fail_at(d, at, "out of memory");
         if (q == end) break;
         if (k < 0) return TOK_MORE;
@@ -401,10 +301,10 @@ static inline uint32_t load32(const unsigned char *p) {
 static inline int strentry_eq(const strentry *e, const unsigned char *p, size_t n) {
     const unsigned char *a = e->bytes;
     if (n >= 8) {
-        if (load64(a) != load64(p) || load64(a + n - 8) != load64(p + n - 8)) return 0;
-        if (n > 16 && load64(a + 8) != load64(p + 8)) return 0;
-        if (n > 24 && load64(a + 16) != load64(p + 16)) return 0;
-        if (n > 32 && load64(a + 24) != load64(p + 24)) return 0;
+        if (cz_load64(a) != cz_load64(p) || cz_load64(a + n - 8) != cz_load64(p + n - 8)) return 0;
+        if (n > 16 && cz_load64(a + 8) != cz_load64(p + 8)) return 0;
+        if (n > 24 && cz_load64(a + 16) != cz_load64(p + 16)) return 0;
+        if (n > 32 && cz_load64(a + 24) != cz_load64(p + 24)) return 0;
         return 1;
     }
     if (n >= 4) return load32(a) == load32(p) && load32(a + n - 4) == load32(p + n - 4);
@@ -464,14 +364,14 @@ static void strcache_enter(lua_State *L, cz_decoder *d) {
  * input. */
 static int scan_string(lua_State *L, cz_decoder *d, const unsigned char *s,
                        const unsigned char *end, const unsigned char **next, size_t at) {
-    const unsigned char *q = skip_plain(s + 1, end);
+    const unsigned char *q = cz_skip_plain(s + 1, end);
     int k = 1;
     if (q < end && *q == '"') { /* the usual case: plain text, then the quote */
         push_short(L, d, s + 1, (size_t)(q - s - 1), str_hash(s + 1, (size_t)(q - s - 1)));
         *next = q + 1;
         return TOK_OK;
     }
-    q = skip_text(q, end, &k);
+    q = cz_skip_text(q, end, &k);
     if (q == end || k < 0) return TOK_MORE;
     if (k == 0) return fail_at(d, at + (size_t)(q - s), "invalid UTF-8 in string");
     if (*q == '"') {
@@ -485,51 +385,39 @@ static int scan_string(lua_State *L, cz_decoder *d, const unsigned char *s,
 
 /* The complete number token s[0..n): validate the JSON grammar, push an
  * exact integer when it is one that fits in 64 bits, else the correctly
- * rounded double. */
+ * rounded double (numconv.h). */
+static int push_scanned(lua_State *L, cz_decoder *d, const cz_number *num_, const unsigned char *s, size_t n,
+                        size_t at);
+
 static int push_number(lua_State *L, cz_decoder *d, const unsigned char *s, size_t n, size_t at) {
-    const unsigned char *p = s, *end = s + n;
-    int neg = 0, is_int = 1;
-    unsigned long long u = 0;
-    int overflow = 0;
+    cz_number num;
+    switch (cz_scan_number(s, n, &num)) {
+    case CZ_NUM_OK: return push_scanned(L, d, &num, s, n, at);
+    case CZ_NUM_LEADING_ZERO: return fail_at(d, at, "invalid number (leading zero)");
+    case CZ_NUM_NO_FRACTION: return fail_at(d, at, "invalid number (digit expected after '.')");
+    case CZ_NUM_NO_EXPONENT: return fail_at(d, at, "invalid number (digit expected in exponent)");
+    default: return fail_at(d, at, "invalid number");
+    }
+}
+
+/* Push the valid number token s[0..n) read into *num_. */
+static int push_scanned(lua_State *L, cz_decoder *d, const cz_number *num_, const unsigned char *s, size_t n,
+                        size_t at) {
+    const cz_number num = *num_;
     double v;
-    if (*p == '-') { neg = 1; p++; }
-    if (p == end || *p < '0' || *p > '9') return fail_at(d, at, "invalid number");
-    if (*p == '0') {
-        p++;
-        if (p < end && *p >= '0' && *p <= '9') return fail_at(d, at, "invalid number (leading zero)");
-    } else {
-        for (; p < end && *p >= '0' && *p <= '9'; p++) {
-            unsigned dg = (unsigned)(*p - '0');
-            if (u > (~0ULL - dg) / 10) overflow = 1;
-            else u = u * 10 + dg;
+    if (num.is_int) {
+        /* q > 0: more than 19 digits, beyond 64 bits. */
+        int exact = num.q == 0 && !num.inexact;
+        if (d->big_strings && (!exact || num.w > (1ULL << 53))) {
+            lua_pushlstring(L, (const char *)s, n);
+            return TOK_OK;
         }
-    }
-    if (p < end && *p == '.') {
-        is_int = 0;
-        p++;
-        if (p == end || *p < '0' || *p > '9') return fail_at(d, at, "invalid number (digit expected after '.')");
-        while (p < end && *p >= '0' && *p <= '9') p++;
-    }
-    if (p < end && (*p == 'e' || *p == 'E')) {
-        is_int = 0;
-        p++;
-        if (p < end && (*p == '+' || *p == '-')) p++;
-        if (p == end || *p < '0' || *p > '9') return fail_at(d, at, "invalid number (digit expected in exponent)");
-        while (p < end && *p >= '0' && *p <= '9') p++;
-    }
-    if (p != end) return fail_at(d, at, "invalid number");
-    if (is_int && d->big_strings && (overflow || u > (1ULL << 53))) {
-        lua_pushlstring(L, (const char *)s, n);
-        return TOK_OK;
-    }
-    if (is_int && !overflow) {
-        if (!neg && u <= 0x7FFFFFFFFFFFFFFFULL) { cz_pushint64(L, (long long)u); return TOK_OK; }
-        if (neg && u <= 0x8000000000000000ULL) {
-            cz_pushint64(L, u == 0x8000000000000000ULL ? (-0x7FFFFFFFFFFFFFFFLL - 1) : -(long long)u);
+        if (exact && num.w <= 0x7FFFFFFFFFFFFFFFULL + (uint64_t)num.neg) {
+            cz_pushint64(L, num.neg ? (long long)(0 - num.w) : (long long)num.w);
             return TOK_OK;
         }
     }
-    if (!cz_parse_double((const char *)s, n, &v)) return fail_at(d, at, "out of memory");
+    v = cz_number_to_double(&num, s, n);
     if (isinf(v)) return fail_at(d, at, "number out of range");
     lua_pushnumber(L, (lua_Number)v);
     return TOK_OK;
@@ -610,7 +498,7 @@ static inline void note_key(cz_decoder *d, frame *f, uint32_t h) {
  * the same path, so a document gives the same tables however it was cut. */
 static inline int scan_key(lua_State *L, cz_decoder *d, const unsigned char *s,
                     const unsigned char *end, const unsigned char **next, size_t at) {
-    const unsigned char *q = skip_plain(s + 1, end);
+    const unsigned char *q = cz_skip_plain(s + 1, end);
     frame *f = &d->frames[d->depth - 1];
     if (q < end && *q == '"') {
         uint32_t h = str_hash(s + 1, (size_t)(q - s - 1));
@@ -846,7 +734,20 @@ static int parse(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n,
             }
             default:
                 if (c == '-' || (c >= '0' && c <= '9')) {
-                    const unsigned char *q = p + 1;
+                    /* A valid number followed by a byte that cannot be
+                     * part of a token is pushed from one reading; all
+                     * else takes the token up to the last number byte
+                     * and judges it whole, as a carried one would be. */
+                    cz_number num;
+                    int err;
+                    const unsigned char *q = cz_read_number(p, end, &num, &err);
+                    if (err == CZ_NUM_OK && (q < end ? !is_numchar[*q] : at_eof)) {
+                        if (!push_scanned(L, d, &num, p, (size_t)(q - p), at)) return 0;
+                        p = q;
+                        value_done(L, d, base, mt_idx);
+                        goto after_value;
+                    }
+                    q = p + 1;
                     while (q < end && is_numchar[*q]) q++;
                     if (q == end && !at_eof) {
                         if (!start_carry(d, C_NUMBER, p, end, at)) return 0;

@@ -21,42 +21,36 @@
 #include "compat.h"
 #include "buffer.h"
 #include "numconv.h"
+#include "textscan.h"
 #include "json.h"
 
 #define ENC_ERR "cozmox.json.encode: "
 
 /* Fixed slot of cz_json_encode's frame holding the array metatable. */
-#define IDX_ARRAY_MT 2
+#define IDX_ARRAY_MT 3
+
+/* Longest indent string (or count of spaces) encode accepts. */
+#define MAX_INDENT 32
+
+/* A key of the object being written with sort_keys; the table holds the
+ * string, so the pointer stays valid while the object is written. */
+typedef struct keyref {
+    const char *s;
+    size_t n;
+} keyref;
 
 typedef struct enc {
     lua_State *L;
     cz_buf *b;
+    cz_buf *keys;                               /* sort_keys: keyref stack, else NULL */
+    int pretty;                                 /* indent given */
+    size_t indent_len;
+    char indent[MAX_INDENT];
     int depth;                                  /* tables open right now */
     const void *path[CZ_DEFAULT_MAX_DEPTH];     /* and which ones they are */
 } enc;
 
 static void enc_value(enc *e);
-
-/* String byte classes: 0 copied as is, 1 escaped, 2..4 lead byte of a
- * UTF-8 sequence of that length, 5 never valid in UTF-8. */
-static const unsigned char str_class[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 0_ */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 1_ */
-    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 2_ */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 3_ */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 4_ */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,  /* 5_ */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 6_ */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 7_ */
-    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,  /* 8_ */
-    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,  /* 9_ */
-    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,  /* A_ */
-    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,  /* B_ */
-    5, 5, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,  /* C_ */
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,  /* D_ */
-    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,  /* E_ */
-    4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,  /* F_ */
-};
 
 /* Short escapes of control characters; 0 means \u00XX. */
 static const char ctrl_short[32] = {
@@ -141,9 +135,8 @@ static void enc_integer(enc *e, long long v) {
     enc_lit(e, p, (size_t)(tmp + sizeof tmp - p));
 }
 
-/* Number at the top.  Integral floats below 1e15 are written as digits
- * plus ".0", exactly what cz_format_double would give, without its
- * snprintf/strtod round trips. */
+/* Number at the top.  Integral floats below 2^53 are written as digits
+ * plus ".0", exactly what cz_format_double would give, a little faster. */
 static void enc_number(enc *e) {
     lua_State *L = e->L;
     long long i;
@@ -155,7 +148,7 @@ static void enc_number(enc *e) {
     d = (double)lua_tonumber(L, -1);
     if (!isfinite(d))
         luaL_error(L, ENC_ERR "cannot encode NaN/inf (got %s)", isnan(d) ? "NaN" : d > 0 ? "inf" : "-inf");
-    if (d > -1e15 && d < 1e15 && d != 0.0 && d == (double)(long long)d) {
+    if (d > -9007199254740992.0 && d < 9007199254740992.0 && d != 0.0 && d == (double)(long long)d) {
         enc_integer(e, (long long)d);
         ENC_LIT(e, ".0");
         return;
@@ -164,101 +157,136 @@ static void enc_number(enc *e) {
     e->b->len += cz_format_double(d, e->b->data + e->b->len);
 }
 
-/* Are all 8 bytes of x copied as is (str_class 0)?  Bytes >= 0x80 show
- * in x itself; for the others, subtracting 0x20 / XOR-ing with '"' or '\\'
- * then subtracting 1 sets a byte's top bit exactly when it is special
- * (a borrow only spreads upwards from a byte that is special itself). */
-static inline int enc_plain8(uint64_t x) {
-    const uint64_t ones = 0x0101010101010101ULL, high = ones * 0x80;
-    uint64_t t = (x - ones * 0x20) | ((x ^ (ones * '"')) - ones) | ((x ^ (ones * '\\')) - ones);
-    return ((t | x) & high) == 0;
-}
-
-/* s[0..n) as a quoted JSON string.  Runs of bytes that need no escape
- * (valid multi-byte UTF-8 included) are copied with one memcpy.  Space
- * invariant: once `run` bytes are written, the buffer has room for
- * n - run more plus the closing quote, so only escapes need a check. */
+/* s[0..n) as a quoted JSON string.  Runs of plain text (valid UTF-8
+ * included; textscan.h) are copied with one memcpy.  Space invariant:
+ * once `run` bytes are written, the buffer has room for n - run more plus
+ * the closing quote, so only escapes need a check. */
 static void enc_string(enc *e, const unsigned char *s, size_t n) {
     cz_buf *b = e->b;
-    size_t i = 0, run = 0;
+    const unsigned char *q = s, *run = s, *end = s + n;
     if (!cz_buf_reserve(b, n + 2)) enc_nomem(e);
     b->data[b->len++] = '"';
     for (;;) {
-        unsigned c, c1;
-        while (n - i >= 8) {
-            uint64_t x;
-            memcpy(&x, s + i, 8);
-            if (!enc_plain8(x)) break;
-            i += 8;
+        unsigned c;
+        char *w;
+        int k = 1;
+        q = cz_skip_text(q, end, &k);
+        if (q == end) break;
+        c = *q;
+        if (c >= 0x80) enc_bad_utf8(e, (size_t)(q - s)); /* k <= 0: invalid or cut short */
+        memcpy(b->data + b->len, run, (size_t)(q - run));
+        b->len += (size_t)(q - run);
+        if (!cz_buf_reserve(b, (size_t)(end - q) + 6)) enc_nomem(e);
+        w = b->data + b->len;
+        w[0] = '\\';
+        if (c == '"' || c == '\\') {
+            w[1] = (char)c;
+            b->len += 2;
+        } else if (ctrl_short[c]) {
+            w[1] = ctrl_short[c];
+            b->len += 2;
+        } else {
+            w[1] = 'u', w[2] = '0', w[3] = '0';
+            w[4] = "0123456789abcdef"[c >> 4];
+            w[5] = "0123456789abcdef"[c & 15];
+            b->len += 6;
         }
-        while (i < n && str_class[s[i]] == 0) i++;
-        if (i == n) break;
-        c = s[i];
-        switch (str_class[c]) {
-        case 1: {
-            char *w;
-            memcpy(b->data + b->len, s + run, i - run);
-            b->len += i - run;
-            if (!cz_buf_reserve(b, n - i + 6)) enc_nomem(e);
-            w = b->data + b->len;
-            w[0] = '\\';
-            if (c == '"' || c == '\\') {
-                w[1] = (char)c;
-                b->len += 2;
-            } else if (ctrl_short[c]) {
-                w[1] = ctrl_short[c];
-                b->len += 2;
-            } else {
-                w[1] = 'u'; w[2] = '0'; w[3] = '0';
-                w[4] = "0123456789abcdef"[c >> 4];
-                w[5] = "0123456789abcdef"[c & 15];
-                b->len += 6;
-            }
-            run = ++i;
-            break;
-        }
-        case 2:
-            if (n - i < 2 || (s[i + 1] & 0xC0) != 0x80) enc_bad_utf8(e, i);
-            i += 2;
-            break;
-        case 3:
-            c1 = n - i < 3 ? 0 : s[i + 1];
-            if (c1 < (c == 0xE0 ? 0xA0u : 0x80u) || c1 > (c == 0xED ? 0x9Fu : 0xBFu) ||
-                (s[i + 2] & 0xC0) != 0x80)
-                enc_bad_utf8(e, i);
-            i += 3;
-            break;
-        case 4:
-            c1 = n - i < 4 ? 0 : s[i + 1];
-            if (c1 < (c == 0xF0 ? 0x90u : 0x80u) || c1 > (c == 0xF4 ? 0x8Fu : 0xBFu) ||
-                (s[i + 2] & 0xC0) != 0x80 || (s[i + 3] & 0xC0) != 0x80)
-                enc_bad_utf8(e, i);
-            i += 4;
-            break;
-        default:
-            enc_bad_utf8(e, i);
-        }
+        run = ++q;
     }
-    memcpy(b->data + b->len, s + run, n - run);
-    b->len += n - run;
+    memcpy(b->data + b->len, run, (size_t)(end - run));
+    b->len += (size_t)(end - run);
     b->data[b->len++] = '"';
 }
 
 /* --- tables ------------------------------------------------------------- */
+
+/* Pretty output: a newline and the indent of the current depth (the
+ * members of a table are one level deeper than the table). */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void enc_newline(enc *e, int level) {
+    cz_buf *b = e->b;
+    size_t need = 1 + (size_t)level * e->indent_len;
+    char *w;
+    int i;
+    if (!cz_buf_reserve(b, need)) enc_nomem(e);
+    w = b->data + b->len;
+    *w++ = '\n';
+    for (i = 0; i < level; i++, w += e->indent_len) memcpy(w, e->indent, e->indent_len);
+    b->len += need;
+}
+
+/* Before member i (0-based) of a non-empty table, and (i < 0) before its
+ * closing bracket. */
+static inline void enc_sep(enc *e, int i) {
+    if (i > 0) enc_char(e, ',');
+    if (e->pretty) enc_newline(e, i < 0 ? e->depth - 1 : e->depth);
+}
 
 /* Elements 1..n of the table at t, missing ones as null.  Leaves the
  * stack as it found it (one slot used per element). */
 static void enc_array(enc *e, int t, size_t n) {
     lua_State *L = e->L;
     size_t i;
+    if (n == 0) {
+        ENC_LIT(e, "[]");
+        return;
+    }
     enc_char(e, '[');
     for (i = 1; i <= n; i++) {
-        if (i > 1) enc_char(e, ',');
+        enc_sep(e, i > 1);
         lua_rawgeti(L, t, i);
         enc_value(e);
         lua_pop(L, 1);
     }
+    enc_sep(e, -1);
     enc_char(e, ']');
+}
+
+/* One member: the key s[0..n), then the value on top (popped). */
+static inline void enc_member(enc *e, const char *k, size_t kl, int i) {
+    enc_sep(e, i);
+    enc_string(e, (const unsigned char *)k, kl);
+    if (e->pretty) ENC_LIT(e, ": ");
+    else enc_char(e, ':');
+    enc_value(e);
+    lua_pop(e->L, 1);
+}
+
+static int keyref_cmp(const void *a, const void *b) {
+    const keyref *x = (const keyref *)a, *y = (const keyref *)b;
+    int c = memcmp(x->s, y->s, x->n < y->n ? x->n : y->n);
+    return c ? c : (x->n > y->n) - (x->n < y->n);
+}
+
+/* The object at t (sort_keys), whose first key and value lua_next has
+ * just pushed: every key is collected (and checked) first, then the
+ * members are written in byte-wise key order. */
+static void enc_object_sorted(enc *e, int t) {
+    lua_State *L = e->L;
+    cz_buf *kb = e->keys;
+    size_t base = kb->len, n = 0, i;
+    lua_pop(L, 1);
+    do {
+        keyref k;
+        if (lua_type(L, -1) != LUA_TSTRING) enc_bad_key(e, lua_type(L, -1));
+        k.s = lua_tolstring(L, -1, &k.n);
+        if (!cz_buf_add(kb, &k, sizeof k)) enc_nomem(e);
+        n++;
+    } while (lua_next(L, t) && (lua_pop(L, 1), 1)); /* the key stays for lua_next */
+    qsort(kb->data + base, n, sizeof(keyref), keyref_cmp);
+    enc_char(e, '{');
+    for (i = 0; i < n; i++) {
+        /* Re-read: writing a member may grow (move) the key stack. */
+        keyref k = ((const keyref *)(const void *)(kb->data + base))[i];
+        lua_pushlstring(L, k.s, k.n);
+        lua_rawget(L, t);
+        enc_member(e, k.s, k.n, (int)i);
+    }
+    kb->len = base;
+    enc_sep(e, -1);
+    enc_char(e, '}');
 }
 
 /* Plain table at t, nothing above it, whose first key (type first_type)
@@ -296,18 +324,20 @@ static void enc_plain(enc *e, int t) {
     }
     first_type = lua_type(L, -2);
     if (first_type == LUA_TSTRING) {
+        int i = 0;
+        if (e->keys) {
+            enc_object_sorted(e, t);
+            return;
+        }
         enc_char(e, '{');
         do {
             size_t kl;
             const char *k;
             if (lua_type(L, -2) != LUA_TSTRING) enc_bad_key(e, lua_type(L, -2));
-            if (e->b->len != mark + 1) enc_char(e, ',');
             k = lua_tolstring(L, -2, &kl);
-            enc_string(e, (const unsigned char *)k, kl);
-            enc_char(e, ':');
-            enc_value(e);
-            lua_pop(L, 1);
+            enc_member(e, k, kl, i++);
         } while (lua_next(L, t));
+        enc_sep(e, -1);
         enc_char(e, '}');
         return;
     }
@@ -319,11 +349,12 @@ static void enc_plain(enc *e, int t) {
             enc_array_checked(e, t, first_type);
             return;
         }
-        if (want > 1) enc_char(e, ',');
+        enc_sep(e, want > 1);
         enc_value(e);
         lua_pop(L, 1);
         want += 1;
     } while (lua_next(L, t));
+    enc_sep(e, -1);
     enc_char(e, ']');
 }
 
@@ -382,21 +413,69 @@ static void enc_value(enc *e) {
     }
 }
 
-/* encode(value) -> string.  Frame: 1 the value, 2 the array metatable
- * (IDX_ARRAY_MT, nil if unregistered), 3 the buffer userdata, 4 the value
- * again as the top for enc_value.  The buffer is freed eagerly once the
- * result string exists; its __gc covers every error path. */
+/* Read encode's options table at 2 (nil: defaults) into e; returns
+ * sort_keys.  Raises bad argument #2 for anything it does not know. */
+static int enc_options(lua_State *L, enc *e) {
+    int sort = 0;
+    e->pretty = 0, e->indent_len = 0;
+    if (lua_isnoneornil(L, 2)) return 0;
+    if (lua_type(L, 2) != LUA_TTABLE) luaL_argerror(L, 2, "options table expected");
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        int t = lua_type(L, -1);
+        if (k && strcmp(k, "sort_keys") == 0) {
+            if (t != LUA_TBOOLEAN) luaL_argerror(L, 2, "sort_keys must be a boolean");
+            sort = lua_toboolean(L, -1);
+        } else if (k && strcmp(k, "indent") == 0) {
+            if (t == LUA_TNUMBER) {
+                lua_Number n = lua_tonumber(L, -1);
+                if (!(n >= 0 && n <= MAX_INDENT && n == (lua_Number)(int)n))
+                    luaL_argerror(L, 2, "indent must be an integer from 0 to 32 or a string of spaces and tabs");
+                e->indent_len = (size_t)n;
+                memset(e->indent, ' ', e->indent_len);
+                e->pretty = 1;
+            } else if (t == LUA_TSTRING) {
+                size_t n, i;
+                const char *str = lua_tolstring(L, -1, &n);
+                for (i = 0; i < n && (str[i] == ' ' || str[i] == '\t'); i++) {}
+                if (i < n || n > MAX_INDENT)
+                    luaL_argerror(L, 2, "indent must be an integer from 0 to 32 or a string of spaces and tabs");
+                memcpy(e->indent, str, n);
+                e->indent_len = n;
+                e->pretty = 1;
+            } else if (t != LUA_TBOOLEAN || lua_toboolean(L, -1)) {
+                luaL_argerror(L, 2, "indent must be an integer from 0 to 32 or a string of spaces and tabs");
+            }
+        } else {
+            lua_pushfstring(L, "unknown option '%s'", k ? k : luaL_typename(L, -2));
+            luaL_argerror(L, 2, lua_tostring(L, -1));
+        }
+        lua_pop(L, 1);
+    }
+    return sort;
+}
+
+/* encode(value [, opts]) -> string.  Frame: 1 the value, 2 the options,
+ * 3 the array metatable (IDX_ARRAY_MT, nil if unregistered), 4 the
+ * buffer userdata, 5 (sort_keys) the key stack's userdata, then the value
+ * again as the top for enc_value.  The buffers are freed eagerly once the
+ * result string exists; their __gc covers every error path. */
 int cz_json_encode(lua_State *L) {
     enc e;
+    int sort;
     luaL_checkany(L, 1);
-    lua_settop(L, 1);
-    luaL_getmetatable(L, CZ_ARRAY_MT);
+    lua_settop(L, 2);
     e.L = L;
+    sort = enc_options(L, &e);
+    luaL_getmetatable(L, CZ_ARRAY_MT);
     e.b = cz_buf_push(L);
+    e.keys = sort ? cz_buf_push(L) : NULL;
     e.depth = 0;
     lua_pushvalue(L, 1);
     enc_value(&e);
     lua_pushlstring(L, e.b->data, e.b->len);
     cz_buf_free(e.b);
+    if (e.keys) cz_buf_free(e.keys);
     return 1;
 }

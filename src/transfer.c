@@ -62,6 +62,13 @@ void cz_transfer_reset(cz_transfer *t, lua_State *L, cz_buf *hdrs, cz_sink *sink
 
 /* ---------------------------------------------------------------- errors */
 
+/* The kind for a failed transfer: cz_curl_kind's, but a write error that
+ * neither callback caused is curl's content decoder refusing the body. */
+static const char *failure_kind(cz_transfer *t, CURLcode rc) {
+    if (rc == CURLE_WRITE_ERROR && !t->headers_too_large) return "decode";
+    return cz_curl_kind(rc);
+}
+
 const char *cz_curl_kind(CURLcode rc) {
     switch (rc) {
     case CURLE_OPERATION_TIMEDOUT:
@@ -101,10 +108,11 @@ static void failure_message(cz_transfer *t, CURLcode rc, char *out, size_t size)
     if (t->headers_too_large) {
         snprintf(out, size, "response header section larger than %d bytes", CZ_HEADERS_MAX);
     } else if (rc == CURLE_OUT_OF_MEMORY && t->started && !t->body_begun) {
-        /* curl refuses a header line over 100 KB as "out of memory" */
+        /* curl refuses a status or header line over 100 KB as "out of memory" */
         snprintf(out, size, "response header line too long (over 100 KB)");
-    } else if (rc == CURLE_BAD_CONTENT_ENCODING) {
-        snprintf(out, size, "invalid compressed body: %s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
+    } else if (rc == CURLE_BAD_CONTENT_ENCODING || (rc == CURLE_WRITE_ERROR && !t->headers_too_large)) {
+        /* neither callback refused the bytes: curl's gzip/deflate decoder did */
+        snprintf(out, size, "invalid compressed body (corrupt, cut short, or data after its end)");
     } else {
         snprintf(out, size, "%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
     }
@@ -246,6 +254,12 @@ void cz_transfer_record(lua_State *L, cz_transfer *t, CURLcode rc, int want_meta
     luaL_checkstack(L, 12, "cozmox: Lua stack exhausted");
     lua_createtable(L, 0, 10);
     rec = lua_gettop(L);
+    if (!t->started) {
+        /* a status line curl refused before any header callback */
+        curl_off_t first = 0;
+        if (curl_easy_getinfo(t->easy, CURLINFO_STARTTRANSFER_TIME_T, &first) == CURLE_OK && first > 0)
+            t->started = 1;
+    }
     if (t->started) {
         long status = 0;
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -262,7 +276,7 @@ void cz_transfer_record(lua_State *L, cz_transfer *t, CURLcode rc, int want_meta
     if (rc != CURLE_OK && !cz_sink_stopped(t->sink)) {
         char msg[CURL_ERROR_SIZE + 64];
         failure_message(t, rc, msg, sizeof msg);
-        lua_pushstring(L, cz_curl_kind(rc));
+        lua_pushstring(L, failure_kind(t, rc));
         lua_setfield(L, rec, "kind");
         lua_pushstring(L, msg);
         lua_setfield(L, rec, "message");

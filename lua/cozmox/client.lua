@@ -104,7 +104,7 @@ end
 -- ------------------------------------------------------------ one exchange
 
 local function request_record(method, url, body, lines, no_auth, deadline, s)
-    local left = deadline - now()
+    local left = math_max(deadline - now(), 0.001)
     return { method = method, url = url, body = body, headers = lines, no_auth = no_auth,
         timeout = left, deadline = deadline, connect_timeout = math_min(s.connect_timeout, left) }
 end
@@ -208,7 +208,9 @@ end
 -- for an empty one) and the status, or nil, err.
 local function call(st, method, path, body, lines, retry_any)
     local s = st.s
-    if not st.has_token then return nil, new_error({ kind = "config", message = NO_TOKEN, method = method, path = path }) end
+    if not st.has_token then
+        return nil, new_error({ kind = "config", message = NO_TOKEN, method = method, path = path })
+    end
     local deadline = now() + s.timeout
     local url = s.base_url .. path
     local may_retry = retry_any or IDEMPOTENT[method]
@@ -229,6 +231,10 @@ local function call(st, method, path, body, lines, retry_any)
         if st.closed then return nil, closed_error(method, path, attempt) end
         s.sleep(wait)
         if st.closed then return nil, closed_error(method, path, attempt) end
+        if now() >= deadline then -- the sleep took what was left
+            err.attempts = attempt
+            return nil, err
+        end
     end
 end
 
@@ -251,7 +257,7 @@ local function call_many(st, paths, concurrency, shape)
     if not st.has_token then return fail_all({ kind = "config", message = NO_TOKEN }) end
     local deadline = now() + s.timeout
     local want_meta = (s.on_response or s.debug) and true or false
-    local pending, attempts = {}, {}
+    local pending, attempts, last = {}, {}, {}
     for i = 1, n do pending[i], attempts[i] = i, 0 end
     while #pending > 0 do
         local t, terr = transport_for(st)
@@ -272,6 +278,7 @@ local function call_many(st, paths, concurrency, shape)
                 if v ~= nil then results[i] = v else errs[i], failed = serr, failed + 1 end
             elseif wait then
                 again[#again + 1] = i
+                last[i] = err
                 longest = math_max(longest, wait)
             else
                 errs[i], failed = err, failed + 1
@@ -289,6 +296,14 @@ local function call_many(st, paths, concurrency, shape)
                 break
             end
             s.sleep(longest)
+            if st.closed or now() >= deadline then -- the sleep took what was left
+                for _, i in ipairs(pending) do
+                    local err = st.closed and closed_error("GET", paths[i], attempts[i]) or last[i]
+                    err.attempts = attempts[i]
+                    errs[i], failed = err, failed + 1
+                end
+                break
+            end
         end
     end
     return results, errs, failed

@@ -56,7 +56,8 @@ local ESC = { ["\r"] = "\\r", ["\n"] = "\\n", ["\t"] = "\\t" }
 -- Length of the valid UTF-8 sequence at i of s, or nil.
 local function utf8_len(s, i)
     local c = str_byte(s, i)
-    local n, lo, hi = 0, 0x80, 0xBF
+    local n, lo, hi
+    lo, hi = 0x80, 0xBF
     if c < 0x80 then return 1
     elseif c >= 0xC2 and c <= 0xDF then n = 1
     elseif c >= 0xE0 and c <= 0xEF then
@@ -261,7 +262,8 @@ function _M.from_record(rec, method, path, secret)
     end
     if kind == "too_large" or kind == "memory" or (kind == "decode" and is2xx(status)) then
         return new({ kind = kind, message = text(rec.message or kind, secret), status = status,
-            snippet = kind == "decode" and rec.snippet and rec.snippet ~= "" and snippet_text(rec.snippet, secret) or nil,
+            snippet = kind == "decode" and rec.snippet and rec.snippet ~= "" and snippet_text(rec.snippet, secret)
+                or nil,
             method = method, path = path })
     end
     if not is2xx(status) then

@@ -2,7 +2,9 @@
 --
 --   decode(str [, opts]) -> value          raises "... at byte offset N"
 --   decoder([opts]) -> d; d:feed(chunk) -> true | nil, err; d:finish() -> value | nil, err
---   encode(value) -> string                raises on NaN/inf, cycles, bad keys
+--   encode(value [, opts]) -> string       raises on NaN/inf, cycles, bad keys
+--     opts: { sort_keys = true } members in byte-wise key order (reproducible
+--           output); { indent = 2 | "\t" } one member per line, indented
 --
 -- opts: { max_depth = 1000 }.  Arrays carry `array_mt`; `null` is the
 -- same value as cjson.null.

@@ -58,7 +58,8 @@
 ---@class cozmox.Client
 ---@field base_url string
 ---@field session cozmox.SessionResource
----@field request fun(self: cozmox.Client, method: string, path: string, opts?: cozmox.RequestOptions): any, cozmox.Error?
+---@field request fun(self: cozmox.Client, method: string, path: string,
+---  opts?: cozmox.RequestOptions): any, cozmox.Error?
 ---@field close fun(self: cozmox.Client)
 
 ---The Session resource of a client (functions called with a dot).

@@ -18,7 +18,11 @@ API's "Invalid Key. Hot tip, ..." body):
                              "3f6c2f7e-5a1b-4c2d-9e8f-0a1b2c3d4e5f", "demo",
                              "a b/c", "..", "ünï/cødé?#&"; each is
                              spec/fixtures/session.json byte for byte except
-                             the top-level "id" value.
+                             the top-level "id" value. Also seeded: the demo
+                             sessions of spec/fixtures/demo/sessions.json
+                             (realistic support calls, created in June 2025),
+                             each served as its array element is written
+                             there.
   GET /session/invalid-input 400 with the API's validation error (message is
                              an array of strings).
   GET /session               a page of sessions (sessions.lua):
@@ -63,6 +67,8 @@ Test helpers (no auth):
                              (a repeated header gives an array of values),
                              body only when the request had one. 404 before
                              any such request.
+  GET /__connections         {"count":N}: distinct connections the /session
+                             and /fault requests came on since the last reset.
   GET /__hits?key=K          {"key":K,"hits":N}: how many /fault requests
                              carried ?key=K (counts retries).
   ANY /__reset               re-seed the sessions, forget requests and
@@ -146,6 +152,9 @@ Every one takes an optional ?key=K that /__hits counts.
   /fault/echo-html           502 HTML page listing the request headers.
   /fault/ctl-message         500 whose JSON message has CR, LF and ESC.
   /fault/ok                  200 + the session.
+  /fault/tiny?mb=N[&broken=1]  [{},{},...] of about N MiB, chunked; broken:
+                             it ends with "x" instead of "]".
+  /fault/bigstring?mb=N      {"id":"bigstring","s":"<N MiB of x>"}, chunked.
   /fault/by-id/session/<id>  the route and arguments named by the id
                              ("delay?ms=300" is /fault/delay?ms=300), the
                              session served carrying that id: the fault
@@ -265,6 +274,7 @@ local function record(method)
     headers = ngx_req.get_headers(200),
     body = body,
   }))
+  if state:add("conn:" .. ngx_var.connection, true) then state:incr("connections", 1, 0) end
 end
 
 -- Exactly one Authorization header, exactly "Bearer <token>".
@@ -325,6 +335,8 @@ local function meta_route(method, path)
     local last = ngx_shared.state:get("last_request")
     if not last then return send_error(404, "no request recorded yet") end
     return send_json(200, last)
+  elseif path == "/__connections" then
+    return send_json(200, cjson.encode({ count = ngx_shared.state:get("connections") or 0 }))
   elseif path == "/__hits" then
     local key = ngx_req.get_uri_args().key
     if type(key) ~= "string" then return send_error(400, "key required") end

@@ -130,7 +130,7 @@ local function f_chunked_malformed()
   return close_connection()
 end
 
-local function f_stall(app, args)
+local function f_stall(_, args)
   local secs = int_arg(args, "s", 30, 0, 3600)
   ngx.status = 200
   ngx.header["Content-Type"] = "application/json"
@@ -141,7 +141,7 @@ local function f_stall(app, args)
   return ngx.exit(ngx.HTTP_OK)
 end
 
-local function f_slow(app, args)
+local function f_slow(_, args)
   local ms = int_arg(args, "ms", 2000, 0, 600000)
   local body = session_json()
   local pieces = 20
@@ -255,7 +255,7 @@ end
 
 local MIB = 1048576
 
-local function f_big(app, args)
+local function f_big(_, args)
   local mb = int_arg(args, "mb", 1, 0, 1024)
   ngx.status = 200
   ngx.header["Content-Type"] = "application/json"
@@ -275,6 +275,38 @@ local function f_big(app, args)
   return ngx.exit(ngx.HTTP_OK)
 end
 
+-- [{},{},...] of about ?mb=N MiB (streamed, chunked); ?broken=1 ends it
+-- with a byte that is not JSON, so it fails only at the very end.
+local function f_tiny(_, args)
+  local mb = int_arg(args, "mb", 1, 1, 256)
+  local per_block = floor(MIB / 3)
+  local block = str_rep("{},", per_block)
+  ngx.status = 200
+  ngx.header["Content-Type"] = "application/json"
+  ngx.print("[")
+  for _ = 1, mb do
+    ngx.print(block)
+    ngx.flush(true)
+  end
+  ngx.print(args.broken and "{}x" or "{}]")
+  return ngx.exit(ngx.HTTP_OK)
+end
+
+-- One JSON string of ?mb=N MiB: {"s":"xxx...x"} (streamed, chunked).
+local function f_bigstring(_, args)
+  local mb = int_arg(args, "mb", 1, 1, 256)
+  local block = str_rep("x", MIB)
+  ngx.status = 200
+  ngx.header["Content-Type"] = "application/json"
+  ngx.print('{"id":"bigstring","s":"')
+  for _ = 1, mb do
+    ngx.print(block)
+    ngx.flush(true)
+  end
+  ngx.print('"}')
+  return ngx.exit(ngx.HTTP_OK)
+end
+
 local function f_delay(app, args)
   ngx.sleep(int_arg(args, "ms", 0, 0, 600000) / 1000)
   return app.send_json(200, session_json())
@@ -289,7 +321,7 @@ end
 
 -- A body of `bytes` bytes (default: the whole session) sent one byte every
 -- ms milliseconds, with its Content-Length.
-local function f_trickle(app, args)
+local function f_trickle(_, args)
   local ms = int_arg(args, "ms", 100, 0, 60000)
   local body = session_json()
   local n = int_arg(args, "bytes", #body, 1, #body)
@@ -361,6 +393,10 @@ local HOSTILE_HEADS = {
   -- a header line without a colon
   ["header-garbage"] = function()
     return "HTTP/1.1 200 OK\r\nthis is not a header\r\nContent-Length: 2\r\n\r\n{}"
+  end,
+  -- a 2xx body that is not JSON
+  ["bad-json"] = function()
+    return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n{\"a\": 1,"
   end,
   -- gzip followed by garbage
   ["gzip-trailing"] = function(body)
@@ -471,6 +507,12 @@ local routes = {
   ["/fault/echo-html"] = f_echo_html,
   ["/fault/ctl-message"] = f_ctl_message,
   ["/fault/ok"] = function(app) return app.send_json(200, session_json()) end,
+  ["/fault/tiny"] = f_tiny,
+  ["/fault/bigstring"] = f_bigstring,
+  ["/fault/redirect-loop"] = function(app)
+    ngx.header["Location"] = "/fault/by-id/session/redirect-loop"
+    return app.send(302, "text/plain", "again\n")
+  end,
 }
 
 -- /fault/by-id/session/<id>: the id (one percent-encoded segment) names

@@ -24,6 +24,11 @@ _M.SEEDED_IDS = {
 -- The session the fault routes return.
 _M.DEFAULT_ID = "3f6c2f7e-5a1b-4c2d-9e8f-0a1b2c3d4e5f"
 
+-- Demo sessions (realistic support calls, for `make demo`, the examples
+-- and the cozmox command): a JSON array under the fixtures directory,
+-- each element stored as it is written there, under its own "id".
+_M.DEMO_FILE = "demo/sessions.json"
+
 local function dict()
   return ngx_shared.sessions
 end
@@ -60,8 +65,9 @@ local function read_file(path)
 end
 _M.read_file = read_file
 
--- Load the fixture and store one session per seeded id. Raises on failure,
--- which makes nginx refuse to start (with-mock.sh then prints the log).
+-- Load the fixture and store one session per seeded id, then the demo
+-- sessions. Raises on failure, which makes nginx refuse to start
+-- (with-mock.sh then prints the log).
 function _M.seed(fixtures_dir)
   local path = fixtures_dir .. "/session.json"
   local template, err = read_file(path)
@@ -72,6 +78,28 @@ function _M.seed(fixtures_dir)
   for _, id in ipairs(_M.SEEDED_IDS) do
     assert(_M.put(id, _M.with_id(template, id)))
     _M.set_order(id, _M.next_seq())
+  end
+  local demo_path = fixtures_dir .. "/" .. _M.DEMO_FILE
+  local demo
+  demo, err = read_file(demo_path)
+  if not demo then
+    error("mock: cannot read " .. demo_path .. ": " .. tostring(err))
+  end
+  local texts
+  texts, err = _M.elements(demo)
+  if not texts then error("mock: " .. demo_path .. ": " .. tostring(err)) end
+  local cjson = require "cjson.safe"
+  local seen = {}
+  for _, id in ipairs(_M.SEEDED_IDS) do seen[id] = true end
+  for i, text in ipairs(texts) do
+    local s = cjson.decode(text)
+    if type(s) ~= "table" or type(s.id) ~= "string" or s.id == "" then
+      error("mock: " .. demo_path .. ": element " .. i .. " is not a session with an id")
+    end
+    if seen[s.id] then error("mock: " .. demo_path .. ": duplicate id " .. s.id) end
+    seen[s.id] = true
+    assert(_M.put(s.id, text))
+    _M.set_order(s.id, _M.next_seq())
   end
 end
 
@@ -185,6 +213,31 @@ local function scan_members(s)
     if b ~= 44 then error("comma or } expected") end
     i = skip_ws(s, i + 1)
   end
+end
+
+local function scan_elements(s)
+  local i = skip_ws(s, 1)
+  if str_byte(s, i) ~= 91 then error("not an array") end
+  i = skip_ws(s, i + 1)
+  local list = {}
+  if str_byte(s, i) == 93 then return list end
+  while true do
+    local e = skip_value(s, i)
+    list[#list + 1] = str_sub(s, i, e - 1)
+    i = skip_ws(s, e)
+    local b = str_byte(s, i)
+    if b == 93 then return list end
+    if b ~= 44 then error("comma or ] expected") end
+    i = skip_ws(s, i + 1)
+  end
+end
+
+-- The texts of the elements of a JSON array text (valid JSON expected),
+-- byte for byte as they are written. nil, err when s is not an array.
+function _M.elements(s)
+  local ok, list = pcall(scan_elements, s)
+  if not ok then return nil, list end
+  return list
 end
 
 -- The members of a JSON object text (valid JSON expected), in order:

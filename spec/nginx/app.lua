@@ -51,6 +51,85 @@ function _M.content()
         transport = t, phase = ngx.get_phase() })
 end
 
+local matrix = require("support.matrix")
+local core = require("cozmox.core")
+
+-- The matrix's servers as seen from here: TLS by name (lua-nginx-module
+-- verifies host names, not IP addresses), trust from
+-- lua_ssl_trusted_certificate.
+local function matrix_env(key)
+    local base = os.getenv("COZMOX_BASE_URL")
+    local by_name = function(url) return (url:gsub("//127%.0%.0%.1:", "//localhost:")) end
+    return { base = base, http = base, https = by_name(os.getenv("COZMOX_TEST_HTTPS_URL")),
+        rogue = by_name(os.getenv("COZMOX_TEST_ROGUE_URL")),
+            wrong_host = by_name(os.getenv("COZMOX_TEST_WRONG_HOST_URL")),
+        refused = ngx.unescape_uri(ngx.var.arg_refused or ""), localhost = by_name(base), key = key,
+        token = os.getenv("COZMOX_TOKEN") }
+end
+
+-- /matrix?case=NAME&key=K&refused=URL: one case of the fault matrix over
+-- cosockets; the result as JSON.
+function _M.matrix()
+    local case = matrix.by_name[ngx.unescape_uri(ngx.var.arg_case or "")]
+    if not case then return reply(404, { error = "unknown case" }) end
+    local result = matrix.run(case, matrix_env(ngx.var.arg_key), function(opts, waits, real_sleep)
+        opts.transport = "nginx"
+        opts.sleep = function(w)
+            waits[#waits + 1] = w
+            if real_sleep then ngx.sleep(real_sleep) end
+        end
+        return cozmox.new(opts)
+    end, function(c, id) return c.session.get(id) end, core.now)
+    return reply(200, result)
+end
+
+-- /dns/<answer|silent|none>?host=H&timeout=T: get a session from the mock
+-- by a host name; the outcome and how long it took.
+function _M.dns()
+    local port = os.getenv("COZMOX_BASE_URL"):match(":(%d+)$")
+    local c = cozmox.new({ transport = "nginx", max_retries = tonumber(ngx.var.arg_retries or "0"),
+        timeout = tonumber(ngx.var.arg_timeout or "2"), connect_timeout = tonumber(ngx.var.arg_connect or "10"),
+        base_url = "http://" .. ngx.var.arg_host .. ":" .. port .. "/fault/by-id" })
+    local t0 = core.now()
+    local s, err = c.session.get("ok")
+    return reply(200, { elapsed = core.now() - t0, id = s and s.id, kind = err and err.kind,
+        message = err and tostring(err), code = err and err.curl_code, attempts = err and err.attempts })
+end
+
+-- /concurrent?n=N: N light threads share one client, each fetching its own
+-- session from a route that first answers 429 with a Retry-After of its
+-- own; each must see exactly its own wait and its own body.
+local shared_client
+function _M.concurrent()
+    local n = tonumber(ngx.var.arg_n or "50")
+    local waits = {}
+    shared_client = shared_client or cozmox.new({ transport = "nginx", max_retry_wait = 60,
+        base_url = os.getenv("COZMOX_BASE_URL") .. "/fault/by-id",
+        sleep = function(w)
+            local co = coroutine.running()
+            waits[co] = waits[co] or {}
+            waits[co][#waits[co] + 1] = w
+            ngx.sleep(0.01)
+        end })
+    local stamp = tostring(ngx.now()) .. "-" .. tostring(math.random(1e9))
+    local threads = {}
+    for i = 1, n do
+        threads[i] = ngx.thread.spawn(function()
+            local id = "own-retry-after?key=" .. stamp .. "-" .. i .. "&retry_after=" .. (i % 7 + 1)
+            local s, err = shared_client.session.get(id)
+            local co = coroutine.running()
+            return { ok = s ~= nil and s.id == id, err = err and tostring(err), waits = waits[co] or {},
+                want = i % 7 + 1 }
+        end)
+    end
+    local out = {}
+    for i = 1, n do
+        local ok, r = ngx.thread.wait(threads[i])
+        out[i] = ok and r or { ok = false, err = tostring(r) }
+    end
+    return reply(200, out)
+end
+
 -- access_by_lua: a lookup before the content phase.
 function _M.access()
     local s, err = clients.auto.session.get("demo")

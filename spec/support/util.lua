@@ -85,4 +85,42 @@ function _M.lua_bin()
     return os.getenv("LUA_BIN") or "lua5.4"
 end
 
+--- The checkout's root directory (the parent of spec/).
+_M.root = _M.spec_dir:gsub("/spec$", "")
+if _M.root == "spec" then _M.root = "." end
+
+--- s as one word for sh, in single quotes.
+function _M.quote(s)
+    return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+local quote = _M.quote
+
+--- Run a shell command; returns its stdout, its stderr and its exit status.
+function _M.sh(cmd)
+    local err = os.tmpname()
+    local p = assert(io.popen("(" .. cmd .. ") 2>" .. quote(err) .. "; echo \"<<$?>>\""))
+    local text = p:read("*a")
+    p:close()
+    local stderr = _M.read(err)
+    os.remove(err)
+    local stdout, code = text:match("^(.*)<<(%d+)>>\n$")
+    return stdout, stderr, tonumber(code)
+end
+
+--- A new empty directory (remove it with rm -rf when done).
+function _M.tmpdir()
+    local d = os.tmpname()
+    os.remove(d)
+    assert(_M.run("mkdir -p " .. quote(d)))
+    return d
+end
+
+--- Copy the files git tracks, as they are in the working tree, to the new
+--  directory dest: what a fresh clone of the current state would hold.
+function _M.copy_checkout(dest)
+    local out, err, code = _M.sh("mkdir " .. quote(dest) .. " && cd " .. quote(_M.root)
+        .. " && git ls-files -z | xargs -0 cp --parents -t " .. quote(dest))
+    assert(code == 0, "copying the checkout failed: " .. out .. err)
+end
+
 return _M

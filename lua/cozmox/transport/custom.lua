@@ -64,6 +64,7 @@ function Custom:perform(req, want_meta)
     local status, rheaders, body = self.fn({ method = req.method, url = req.url, headers = headers,
         body = req.body, timeout = req.timeout, connect_timeout = req.connect_timeout, deadline = req.deadline })
     if type(status) ~= "number" then
+        if rheaders == "timeout" then return failure("timeout", "the transport function timed out", 28, false) end
         return failure("network", tostring(rheaders or "transport function failed"), 7, false)
     end
     local h = lower_headers(rheaders)
@@ -77,7 +78,9 @@ function Custom:perform(req, want_meta)
         while true do
             local chunk, err = body()
             if chunk == nil then
-                if err then
+                if err == "timeout" then
+                    rec.kind, rec.message, rec.code, cut = "timeout", "the transport function timed out", 28, true
+                elseif err then
                     rec.kind, rec.message, rec.code, cut = "network", tostring(err), 56, true
                 end
                 break

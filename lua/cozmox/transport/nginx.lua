@@ -156,13 +156,14 @@ local function connect_failure(err, target)
     if str_find(err, "could not be resolved", 1, true) then
         return failure("network", "cannot resolve " .. target .. ": " .. err, 6)
     end
-    if err == "timeout" then return failure("timeout", "connecting to " .. target .. ": the timeout was reached", 28) end
+    if err == "timeout" then
+        return failure("timeout", "connecting to " .. target .. ": the timeout was reached", 28)
+    end
     return failure("network", "connecting to " .. target .. " failed: " .. err, 7)
 end
 
--- Read one response head (status line + headers) within the deadline.
--- Returns status, version, headers, or nil, record.
-local read_head
+-- Defined with the reading steps below.
+local read_head, new_reader
 
 -- CONNECT host:port through the proxy on sock.
 local function tunnel(sock, host, port, proxy, deadline)
@@ -175,8 +176,10 @@ local function tunnel(sock, host, port, proxy, deadline)
     sock:settimeout(ms)
     local ok, err = sock:send(concat(req))
     if not ok then return socket_failure(err, "proxy CONNECT", 55) end
-    local status, _, rec = read_head(sock, deadline, sock:receiveuntil("\r\n\r\n"))
+    local reader = new_reader(sock, deadline)
+    local status, _, rec = read_head(reader)
     if not status then return rec end
+    if reader.buf ~= "" then return failure("network", "proxy CONNECT: unexpected bytes after its answer", 56) end
     if status < 200 or status >= 300 then
         return failure("network", "proxy CONNECT to " .. authority .. " refused: HTTP " .. status, 56)
     end
@@ -223,7 +226,9 @@ function Nginx:open(scheme, host, port, deadline, connect_timeout)
             local sess, serr = sock:sslhandshake(false, host, not s.insecure)
             if not sess then
                 sock:close()
-                if serr == "timeout" then return nil, failure("timeout", "TLS handshake: the timeout was reached", 28) end
+                if serr == "timeout" then
+                    return nil, failure("timeout", "TLS handshake: the timeout was reached", 28)
+                end
                 local hint = is_ip(host) and not s.insecure
                     and " (lua-nginx-module matches host names only, not IP addresses: use a host name)" or ""
                 return nil, failure("tls", "TLS handshake with " .. host .. " failed: " .. tostring(serr) .. hint, 60)
@@ -239,7 +244,8 @@ end
 function Nginx:request_text(req, scheme, host, port, target, proxy)
     local secret = secrets[self]
     local default_port = (scheme == "https" and port == 443) or (scheme == "http" and port == 80)
-    local hostport = (str_find(host, ":", 1, true) and ("[" .. host .. "]") or host) .. (default_port and "" or (":" .. port))
+    local hostport = (str_find(host, ":", 1, true) and ("[" .. host .. "]") or host)
+        .. (default_port and "" or (":" .. port))
     local line_target = (proxy and scheme == "http") and (scheme .. "://" .. hostport .. target) or target
     local out = { req.method, " ", line_target, " HTTP/1.1\r\nHost: ", hostport,
         "\r\nAccept: application/json\r\nUser-Agent: ", self.user_agent,
@@ -259,24 +265,101 @@ function Nginx:request_text(req, scheme, host, port, target, proxy)
     return concat(out)
 end
 
+-- ------------------------------------------------------------ reading
+
+-- A socket reader that never waits past the deadline.  nginx's read
+-- timeout restarts whenever a byte arrives, so a server trickling bytes
+-- could hold any receive(n) for ever: every read here is receiveany,
+-- which returns what has arrived, and the deadline is checked between
+-- reads.  Bytes read past what a step needed stay buffered for the next.
+local Reader = {}
+Reader.__index = Reader
+
+function new_reader(sock, deadline)
+    return setmetatable({ sock = sock, deadline = deadline, buf = "", got = 0 }, Reader)
+end
+
+-- More bytes: data, or nil, err ("timeout" once the deadline has passed).
+function Reader:more()
+    local ms = left_ms(self.deadline)
+    if not ms then return nil, "timeout" end
+    self.sock:settimeout(ms)
+    local data, err = self.sock:receiveany(CHUNK)
+    if data then self.got = self.got + #data end
+    return data, err
+end
+
+-- Up to n bytes (at least one), the buffer first.
+function Reader:take(n)
+    local buf = self.buf
+    if buf ~= "" then
+        if #buf <= n then
+            self.buf = ""
+            return buf
+        end
+        self.buf = str_sub(buf, n + 1)
+        return str_sub(buf, 1, n)
+    end
+    local data, err = self:more()
+    if not data then return nil, err end
+    if #data > n then
+        self.buf = str_sub(data, n + 1)
+        return str_sub(data, 1, n)
+    end
+    return data
+end
+
+-- Bytes up to the first `delim` (not included), at most max of them.
+-- Returns the text, or nil, err ("too long" past max).
+function Reader:until_delim(delim, max)
+    local parts, size = {}, 0
+    local carry = self.buf
+    self.buf = ""
+    while true do
+        local at = str_find(carry, delim, 1, true)
+        if at then
+            parts[#parts + 1] = str_sub(carry, 1, at - 1)
+            self.buf = str_sub(carry, at + #delim)
+            return concat(parts)
+        end
+        -- keep a possible start of delim for the next round
+        local keep = #delim - 1
+        if #carry > keep then
+            parts[#parts + 1] = str_sub(carry, 1, #carry - keep)
+            size = size + #carry - keep
+            carry = str_sub(carry, #carry - keep + 1)
+        end
+        if size > max then return nil, "too long" end
+        local data, err = self:more()
+        if not data then
+            self.buf = ""
+            return nil, err, size + #carry > 0
+        end
+        carry = carry .. data
+    end
+end
+
 -- ------------------------------------------------------------ head
 
 local TOKEN = "^([!#$%%&'*+.^_`|~%w-]+):[ \t]*(.-)[ \t]*$"
+local LINE_LIMIT = 100 * 1024 -- curl refuses longer header lines too
 
 -- Header lines -> { [lower name] = value }, repeats joined with ", ", in
 -- time linear in the section (a repeat collects parts, joined once).
+-- Returns the table, or nil, what is wrong.
 local function parse_headers(section)
     local h, last = {}, nil
     for line in section:gmatch("[^\r\n]+") do
+        if #line > LINE_LIMIT then return nil, "response header line too long (over 100 KB)" end
         local c = str_byte(line, 1)
         if c == 32 or c == 9 then
-            if not last then return nil end
+            if not last then return nil, "malformed header line in the response" end
             local v = h[last]
             local folded = str_match(line, "^[ \t]*(.-)[ \t]*$")
             if type(v) == "table" then v[#v] = v[#v] .. " " .. folded else h[last] = v .. " " .. folded end
         else
             local name, value = str_match(line, TOKEN)
-            if not name then return nil end
+            if not name then return nil, "malformed header line in the response" end
             name = str_lower(name)
             local old = h[name]
             if old == nil then h[name] = value
@@ -291,37 +374,34 @@ local function parse_headers(section)
     return h
 end
 
-
-read_head = function(sock, deadline, reader)
+-- Read one response head (status line + headers, 1xx skipped) within the
+-- deadline.  Returns status, version, headers, or nil, nil, record.
+read_head = function(reader)
     while true do
-        local parts, size = {}, 0
-        while true do
-            local ms = left_ms(deadline)
-            if not ms then return nil, nil, failure("timeout", "reading the response headers: the timeout was reached", 28, size > 0) end
-            sock:settimeout(ms)
-            local data, err, partial = reader(16384)
-            if not data then
-                if err then
-                    local started = size > 0 or (partial ~= nil and partial ~= "")
-                    return nil, nil, socket_failure(err, "reading the response headers", 56, started)
-                end
-                break
+        local section, err, partial = reader:until_delim("\r\n\r\n", HEAD_MAX)
+        if not section then
+            local started = partial or reader.got > 0
+            if err == "too long" then
+                return nil, nil, failure("network", "response header section larger than " .. HEAD_MAX .. " bytes",
+                    56, true)
             end
-            size = size + #data
-            if size > HEAD_MAX then
-                return nil, nil, failure("network", "response header section larger than " .. HEAD_MAX .. " bytes", 56, true)
+            if err == "timeout" then
+                return nil, nil, failure("timeout", "reading the response headers: the timeout was reached", 28,
+                    started)
             end
-            parts[#parts + 1] = data
+            return nil, nil, failure("network", "reading the response headers: " .. tostring(err), 56, started)
         end
-        local section = concat(parts)
         local eol = str_find(section, "\r\n", 1, true) or (#section + 1)
+        if eol > LINE_LIMIT then
+            return nil, nil, failure("network", "response header line too long (over 100 KB)", 8, true)
+        end
         local version, code, rest = str_match(str_sub(section, 1, eol - 1), "^HTTP/(1%.[01]) (%d%d%d)(.*)$")
         if not version or (rest ~= "" and str_sub(rest, 1, 1) ~= " ") then
             return nil, nil, failure("network", "malformed status line in the response", 8, true)
         end
         local status = tonumber(code)
-        local headers = parse_headers(str_sub(section, eol + 2))
-        if not headers then return nil, nil, failure("network", "malformed header line in the response", 8, true) end
+        local headers, why = parse_headers(str_sub(section, eol + 2))
+        if not headers then return nil, nil, failure("network", why, 8, true) end
         if status >= 200 then return status, version, headers end
         -- 1xx: an interim response; the final one follows
     end
@@ -343,52 +423,30 @@ end
 
 -- ------------------------------------------------------------ body
 
--- The readers: each returns nil when the body was read whole, or a
--- failure record (the sink having stopped is not a failure: it returns
--- "stopped").
+-- The readers: each returns nil when the body was read whole, "stopped"
+-- when the sink wanted no more, or a failure record.
 
-local function read_length(sock, sink, length, deadline)
+local function body_failure(err, what, code)
+    if err == "timeout" then return failure("timeout", "reading the body: the timeout was reached", 28, true) end
+    return failure("network", what .. ": " .. tostring(err), code, true)
+end
+
+local function read_length(reader, sink, length)
     local left = length
     while left > 0 do
-        local ms = left_ms(deadline)
-        if not ms then return failure("timeout", "reading the body: the timeout was reached", 28, true) end
-        sock:settimeout(ms)
-        local data, err, partial = sock:receive(math_min(left, CHUNK))
-        if not data then
-            if partial and partial ~= "" then sink:feed(partial) end
-            if err == "timeout" then return failure("timeout", "reading the body: the timeout was reached", 28, true) end
-            return failure("network", "body shorter than its Content-Length: " .. tostring(err), 18, true)
-        end
+        local data, err = reader:take(math_min(left, CHUNK))
+        if not data then return body_failure(err, "body shorter than its Content-Length", 18) end
         left = left - #data
         if not sink:feed(data) then return "stopped" end
     end
     return nil
 end
 
-local function read_line(sock, reader, deadline)
-    local ms = left_ms(deadline)
-    if not ms then return nil, "timeout" end
-    sock:settimeout(ms)
-    local line, err = reader(LINE_MAX)
-    if not line then
-        if err then return nil, err end
-        return "" -- the delimiter came first: an empty line
-    end
-    local more, merr = reader(LINE_MAX)
-    if more then return nil, "line too long" end
-    if merr then return nil, merr end
-    return line
-end
-
-local function read_chunked(sock, sink, deadline)
-    local reader = sock:receiveuntil("\r\n")
+local function read_chunked(reader, sink)
     while true do
-        local line, err = read_line(sock, reader, deadline)
-        if not line then
-            if err == "timeout" then return failure("timeout", "reading the body: the timeout was reached", 28, true) end
-            return failure("network", "broken chunked encoding: " .. tostring(err), 56, true)
-        end
-        local hex = str_match(line, "^(%x+)[ \t]*;?") or str_match(line, "^(%x+)$")
+        local line, err = reader:until_delim("\r\n", LINE_MAX)
+        if not line then return body_failure(err, "broken chunked encoding", 56) end
+        local hex = str_match(line, "^(%x+)[ \t]*;") or str_match(line, "^(%x+)[ \t]*$")
         if not hex or #hex > 12 then
             return failure("network", "broken chunked encoding: bad chunk size", 56, true)
         end
@@ -397,36 +455,33 @@ local function read_chunked(sock, sink, deadline)
             -- trailer lines, up to the empty one
             local total = 0
             while true do
-                local trailer, terr = read_line(sock, reader, deadline)
-                if not trailer then return failure("network", "broken chunked encoding: " .. tostring(terr), 56, true) end
+                local trailer, terr = reader:until_delim("\r\n", LINE_MAX)
+                if not trailer then return body_failure(terr, "broken chunked encoding", 56) end
                 if trailer == "" then return nil end
                 total = total + #trailer
                 if total > HEAD_MAX then return failure("network", "chunked trailer section too large", 56, true) end
             end
         end
-        local rec = read_length(sock, sink, size, deadline)
+        local rec = read_length(reader, sink, size)
         if rec == "stopped" then return rec end
         if rec then
-            if rec.code == 18 then rec.message = "broken chunked encoding: the body ended early" rec.code = 56 end
+            if rec.code == 18 then rec.message, rec.code = "broken chunked encoding: the body ended early", 56 end
             return rec
         end
-        local ms = left_ms(deadline)
-        if not ms then return failure("timeout", "reading the body: the timeout was reached", 28, true) end
-        sock:settimeout(ms)
-        local crlf = sock:receive(2)
-        if crlf ~= "\r\n" then return failure("network", "broken chunked encoding: missing CRLF after a chunk", 56, true) end
+        local crlf, cerr = reader:until_delim("\r\n", 2)
+        if crlf ~= "" then
+            return crlf and failure("network", "broken chunked encoding: no CRLF after a chunk", 56, true)
+                or body_failure(cerr, "broken chunked encoding", 56)
+        end
     end
 end
 
-local function read_until_close(sock, sink, deadline)
+local function read_until_close(reader, sink)
     while true do
-        local ms = left_ms(deadline)
-        if not ms then return failure("timeout", "reading the body: the timeout was reached", 28, true) end
-        sock:settimeout(ms)
-        local data, err = sock:receiveany(CHUNK)
+        local data, err = reader:take(CHUNK)
         if not data then
             if err == "closed" then return nil end
-            return socket_failure(err, "reading the body", 56, true)
+            return body_failure(err, "reading the body", 56)
         end
         if not sink:feed(data) then return "stopped" end
     end
@@ -438,6 +493,10 @@ end
 -- failure was a stale pooled connection (closed before any byte came).
 function Nginx:exchange(req, want_meta)
     local s = self.s
+    if s.ca_file or s.ca_path then
+        return failure("config", "ca_file and ca_path do not apply to nginx cosockets: nginx's "
+            .. "lua_ssl_trusted_certificate says which CAs to trust", 77)
+    end
     local scheme, host, port, target = parse_url(req.url)
     if not scheme then return failure("config", "unsupported URL: only http:// and https:// are allowed", 1) end
     local t0 = now()
@@ -462,7 +521,8 @@ function Nginx:exchange(req, want_meta)
         return socket_failure(serr, "sending the request", 55)
     end
 
-    local status, version, headers = read_head(sock, req.deadline, sock:receiveuntil("\r\n\r\n"))
+    local reader = new_reader(sock, req.deadline)
+    local status, version, headers = read_head(reader)
     if not status then
         sock:close()
         local rec = headers
@@ -485,21 +545,21 @@ function Nginx:exchange(req, want_meta)
     elseif te then
         keep = keep and length == nil
         if str_match(str_lower(te), "chunked%s*$") then
-            outcome = read_chunked(sock, sink, req.deadline)
+            outcome = read_chunked(reader, sink)
         else
             keep = false
-            outcome = read_until_close(sock, sink, req.deadline)
+            outcome = read_until_close(reader, sink)
         end
     elseif length == false then
         outcome = failure("network", "invalid or conflicting Content-Length headers", 8, true)
     elseif length then
-        outcome = read_length(sock, sink, length, req.deadline)
+        outcome = read_length(reader, sink, length)
     else
         keep = false
-        outcome = read_until_close(sock, sink, req.deadline)
+        outcome = read_until_close(reader, sink)
     end
 
-    if outcome == nil and keep then
+    if outcome == nil and keep and reader.buf == "" then
         sock:setkeepalive(KEEPALIVE_MS, POOL_SIZE)
     else
         sock:close()

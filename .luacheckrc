@@ -1,0 +1,23 @@
+-- luacheck (Debian lua-check) configuration, used by `make lint`.
+--
+-- luacheck's defaults -- 120 columns, unused and shadowed variables,
+-- unused arguments -- over every Lua file; what differs from place to
+-- place is only which globals the code may use.  No file is exempted.
+
+-- The library runs on Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT and feature-tests
+-- what differs (math.type, table.unpack, jit...): the union of their
+-- standard globals.  That the shipped code loads on 5.1 is checked by
+-- `make test-all`, not here.
+std = "max"
+
+-- Inside nginx the library looks for the `ngx` table (the cosocket
+-- transport, ngx.sleep for retries).
+files["lua"] = { read_globals = { "ngx" } }
+
+-- Code that only ever runs inside nginx's LuaJIT (lua-nginx-module).
+files["spec/mock"] = { std = "ngx_lua" }
+files["spec/nginx"] = { std = "ngx_lua" }
+files["examples/nginx"] = { std = "ngx_lua" }
+
+-- Specs: busted's globals (describe, it, assert, setup, pending...).
+files["spec/**/*_spec.lua"] = { std = "+busted" }

@@ -1,0 +1,238 @@
+-- Hostile callers and what a call leaves behind: option ranges, base URLs,
+-- query values, errors raised at the caller's line, re-entrancy, closing
+-- mid-call, memory after a call.  (Hostile servers: spec/matrix_spec.lua,
+-- on every transport.)
+local cozmox = require("cozmox")
+local mock = require("support.mock")
+local util = require("support.util")
+
+local client = mock.client
+local THIS = "spec/hardening_spec.lua"
+
+-- The error f raises, and whether it points at this file's line `line`.
+local function raised_at(f, line)
+    local ok, err = pcall(f)
+    assert.is_false(ok, "no error raised")
+    err = tostring(err)
+    return err, err:find(THIS .. ":" .. line .. ":", 1, true) ~= nil
+end
+
+describe("bad arguments", function()
+    it("are raised at the caller's line, naming the option", function()
+        local cases = {
+            { function() cozmox.new({ timeout = "10" }) end, "option 'timeout' must be a number, got string" },
+            { function() cozmox.new({ timeout = 1e9 }) end, "option 'timeout' must be a number of seconds between" },
+            { function() cozmox.new({ timeout = math.huge }) end, "option 'timeout' must be a number of seconds" },
+            { function() cozmox.new({ timeout = 0 / 0 }) end, "option 'timeout' must be a number of seconds" },
+            { function() cozmox.new({ connect_timeout = 1e12 }) end, "option 'connect_timeout' must be" },
+            { function() cozmox.new({ max_response_bytes = 2 ^ 63 }) end,
+                "option 'max_response_bytes' must be an integer" },
+            { function() cozmox.new({ base_url = "ftp://x" }) end,
+                "option 'base_url' must be an http:// or https:// URL" },
+            { function() cozmox.new({ token = "a\nb" }) end, "option 'token' must be a non-empty string" },
+            { function() cozmox.new({ transport = "pigeon" }) end, "option 'transport' must be \"auto\", \"curl\"" },
+            { function() cozmox.new({ max_retries = 1.5 }) end,
+                "option 'max_retries' must be an integer between 0 and 100" },
+            { function() cozmox.new({ json_big_integers = "bignum" }) end, "option 'json_big_integers' must be" },
+            { function() cozmox.new({ tiemout = 1 }) end, "unknown option 'tiemout'" },
+        }
+        for _, case in ipairs(cases) do
+            local line = debug.getinfo(case[1], "S").linedefined
+            local err, here = raised_at(case[1], line)
+            assert.matches("bad argument #1 to 'new' (" .. case[2], err, 1, true)
+            assert(here, "not raised at " .. THIS .. ":" .. line .. ": " .. err)
+        end
+    end)
+
+    it("request, get and a closed client too", function()
+        local c = client()
+        local f1 = function() c:request("GET", "/x", { query = { n = 0 / 0 } }) end
+        local err, here = raised_at(f1, debug.getinfo(f1, "S").linedefined)
+        assert.matches("bad argument #3 to 'request' (query value 'n' must be a finite number)", err, 1, true)
+        assert(here, err)
+        local f2 = function() c.session.get("") end
+        err, here = raised_at(f2, debug.getinfo(f2, "S").linedefined)
+        assert(here, err)
+        local f3 = function() c.request("GET", "/x") end
+        err, here = raised_at(f3, debug.getinfo(f3, "S").linedefined)
+        assert.matches("bad argument #1 to 'request' (cozmox.client expected, got string; "
+            .. "call it as client:request(...))", err, 1, true)
+        assert(here, err)
+        c:close()
+        local f4 = function() c.session.get("demo") end
+        err, here = raised_at(f4, debug.getinfo(f4, "S").linedefined)
+        assert.matches("cozmox: the client is closed", err, 1, true)
+        assert(here, err)
+        local f5 = function() c:request("GET", "/session/demo") end
+        err, here = raised_at(f5, debug.getinfo(f5, "S").linedefined)
+        assert(here, err)
+    end)
+
+    it("base_url: no query, fragment or user info", function()
+        for _, url in ipairs({ mock.base_url .. "/#", mock.base_url .. "/api?x=", "http://gw:s3cret@127.0.0.1:9",
+            "http://@127.0.0.1", "http://127.0.0.1:99999", "http:///x" }) do
+            local ok, err = pcall(cozmox.new, { base_url = url })
+            assert.is_false(ok, url)
+            assert.matches("option 'base_url'", err, 1, true)
+            assert.is_nil(err:find("s3cret", 1, true))
+        end
+        local c = client({ base_url = mock.base_url .. "/" })
+        assert.equal("cozmox.client(" .. mock.base_url .. ")", tostring(c))
+    end)
+end)
+
+describe("query values", function()
+    it("are sent exactly: integers, floats as the encoder prints them, no NaN or infinity", function()
+        local c = client()
+        local query = { a = 1.5, b = 0.1, c = -0.0, d = 1e22, s = "x y", t = true }
+        if math.type then
+            query.big = 9007199254740993
+            query.max = math.maxinteger
+        end
+        c:request("GET", "/fault/ok", { query = query })
+        local uri = mock.last_request().request_uri
+        assert.matches("a=1.5&", uri, 1, true)
+        assert.matches("b=0.1&", uri, 1, true)
+        assert.matches("d=" .. cozmox.escape_segment(cozmox.json.encode(1e22)) .. "&", uri, 1, true)
+        assert.matches("s=x%20y&t=true", uri, 1, true)
+        if math.type then
+            assert.matches("big=9007199254740993&", uri, 1, true)
+            assert.matches("max=9223372036854775807&", uri, 1, true)
+        end
+        for _, bad in ipairs({ 0 / 0, math.huge, -math.huge }) do
+            assert.has_error(function() c:request("GET", "/fault/ok", { query = { n = bad } }) end,
+                "bad argument #3 to 'request' (query value 'n' must be a finite number)")
+        end
+    end)
+end)
+
+describe("closing the client mid-call", function()
+    it("in the sleep before a retry: the call ends with kind closed", function()
+        local c
+        c = client({ sleep = function() c:close() end })
+        local v, err = c:request("GET", "/fault/status", { query = { code = 503, key = mock.key("close") } })
+        assert.is_nil(v)
+        assert.equal("closed", err.kind)
+        assert.equal(1, err.attempts)
+        assert.matches("cozmox: client closed: the client was closed during the call", tostring(err), 1, true)
+    end)
+
+    it("in on_response with a retry pending: kind closed; after a success: the value", function()
+        local c
+        c = client({ on_response = function() c:close() end, sleep = function() end })
+        local _, err = c:request("GET", "/fault/status", { query = { code = 500, key = mock.key("hook") } })
+        assert.equal("closed", err.kind)
+        local c2
+        c2 = client({ on_response = function() c2:close() end })
+        local s = c2.session.get("demo")
+        assert.equal("demo", s.id)
+        assert.matches("closed", tostring(c2))
+    end)
+
+    it("get_many: the rest end with kind closed", function()
+        local c
+        c = client({ base_url = mock.base_url .. "/fault/by-id", sleep = function() c:close() end })
+        local results, errors, failed = c.session.get_many({ "ok", "status?code=503&key=" .. mock.key("gm") })
+        assert.equal("ok", results[1].id)
+        assert.equal("closed", errors[2].kind)
+        assert.equal(1, failed)
+    end)
+end)
+
+describe("re-entrancy", function()
+    it("a request started from inside another one (a finalizer) gets a clear error, never shared state", function()
+        local c = client({ base_url = mock.base_url .. "/fault/by-id" })
+        local inner = {}
+        -- garbage whose finalizers call the same client; a busy collector
+        -- runs some of them while the outer call's body is being decoded
+        local function on_gc(fn)
+            if newproxy then -- 5.1 and LuaJIT finalize userdata only
+                local p = newproxy(true)
+                getmetatable(p).__gc = fn
+                return p
+            end
+            return setmetatable({}, { __gc = fn })
+        end
+        local function bait()
+            for _ = 1, 200 do
+                on_gc(function()
+                    local ok, e = pcall(c.session.get, "INNER-padded")
+                    inner[#inner + 1] = ok and "no error" or tostring(e)
+                end)
+            end
+        end
+        local pause = collectgarbage("setpause", 10)
+        local outer = {}
+        for i = 1, 5 do
+            bait()
+            local s, err = c.session.get("tiny?mb=1&i=" .. i)
+            outer[i] = { s = s, err = err }
+        end
+        collectgarbage("setpause", pause)
+        collectgarbage()
+        local nested = 0
+        for _, e in ipairs(inner) do
+            if e:find("already performing a request", 1, true) then nested = nested + 1 end
+        end
+        assert(nested > 0, "no finalizer ran inside a call: " .. table.concat(inner, "; "):sub(1, 300))
+        for i, o in ipairs(outer) do
+            -- each outer call: its own document, or an error -- never the inner one's
+            if o.s then
+                assert.equal("tiny?mb=1&i=" .. i, o.s.id == nil and ("tiny?mb=1&i=" .. i) or o.s.id)
+                assert.is_nil(o.s.messages)
+            else
+                assert.is_nil(tostring(o.err):find("INNER", 1, true))
+            end
+        end
+        assert.equal("ok", c.session.get("ok").id)
+    end)
+
+    it("perform_many refused for a bad request leaves the handle usable at once", function()
+        local curl = require("cozmox.curl")
+        local h = curl.handle({ connect_timeout = 5, max_response_bytes = 1e6, max_depth = 100 })
+        assert.has_error(function() h:perform_many({ { method = "GET", url = {}, timeout = 1,
+            connect_timeout = 1 } }) end,
+            "bad argument #1 to 'perform_many' (reqs[1].url must be a string without NUL)")
+        local r = h:perform({ method = "GET", url = mock.base_url .. "/fault/ok", timeout = 5, connect_timeout = 5 })
+        assert.equal(200, r.status)
+        h:close()
+    end)
+end)
+
+describe("values that look like failures", function()
+    it("request returns a JSON false or null as the value, with no error", function()
+        local c = client({ base_url = mock.base_url })
+        local v, err = c:request("GET", "/__file/JSONTestSuite/test_parsing/y_structure_lonely_false.json")
+        assert.is_false(v)
+        assert.is_nil(err)
+        local n, err2 = c:request("GET", "/__file/JSONTestSuite/test_parsing/y_structure_lonely_null.json")
+        assert.equal(cozmox.null, n)
+        assert.is_nil(err2)
+    end)
+end)
+
+describe("memory after a call", function()
+    it("buffers grown for a 60 MiB string are released when the call ends", function()
+        local out, ok = util.run_lua([[
+            local cozmox = require("cozmox")
+            local function rss()
+                for l in io.lines("/proc/self/status") do
+                    local v = l:match("^VmRSS:%s+(%d+)")
+                    if v then return tonumber(v) / 1024 end
+                end
+            end
+            local c = cozmox.new({ base_url = os.getenv("COZMOX_BASE_URL") .. "/fault/by-id" })
+            assert(c.session.get("ok"))
+            collectgarbage() collectgarbage()
+            local before = rss()
+            local s = assert(c.session.get("bigstring?mb=60"))
+            assert(#s.s == 60 * 1048576)
+            s = nil
+            collectgarbage() collectgarbage()
+            print(string.format("grew %.1f MiB", rss() - before))
+        ]])
+        assert(ok, out)
+        local grew = tonumber(out:match("grew (%-?[%d.]+) MiB"))
+        assert(grew and grew < 16, out)
+    end)
+end)

@@ -1,0 +1,90 @@
+-- The fault matrix (spec/support/matrix.lua) over every transport: the
+-- curl easy handle, curl multi (session.get_many), nginx cosockets inside
+-- a real nginx, and a transport function (luasocket).  Same cases, same
+-- expected outcomes; where a transport cannot give one, the case says so.
+local cozmox = require("cozmox")
+local core = require("cozmox.core")
+local mock = require("support.mock")
+local matrix = require("support.matrix")
+local nginx = require("support.nginx")
+local util = require("support.util")
+local socket = require("socket")
+
+local function env(key)
+    return { base = mock.base_url, http = mock.base_url, https = mock.https_url,
+        rogue = os.getenv("COZMOX_TEST_ROGUE_URL"), wrong_host = os.getenv("COZMOX_TEST_WRONG_HOST_URL"),
+        refused = "http://127.0.0.1:" .. util.free_port(), ca_file = mock.ca_file,
+        localhost = (mock.base_url:gsub("//127%.0%.0%.1:", "//localhost:")), key = key, token = mock.token }
+end
+
+local function recording_sleep(waits, real_sleep)
+    return function(w)
+        waits[#waits + 1] = w
+        if real_sleep then socket.sleep(real_sleep) end
+    end
+end
+
+-- What someone with luasocket plugs in (spec/support/luasocket_transport.lua).
+local luasocket = require("support.luasocket_transport")
+
+local TRANSPORTS = {
+    { name = "curl", get = function(c, id) return c.session.get(id) end,
+      opts = function(o) o.transport = "curl" end },
+    { name = "curl multi (get_many)", get = function(c, id)
+        local results, errors = c.session.get_many({ id })
+        return results[1] or nil, errors[1] or nil
+      end, opts = function(o) o.transport = "curl" end },
+    { name = "transport function (luasocket)", custom = true, get = function(c, id) return c.session.get(id) end,
+      opts = function(o) o.transport = luasocket end },
+}
+
+for _, t in ipairs(TRANSPORTS) do
+    describe("fault matrix over " .. t.name, function()
+        for _, case in ipairs(matrix.cases) do
+            local expect = case.expect
+            local lenient = t.custom and case.custom == "lenient"
+            local plain_http = (case.where or "faults") == "faults" or case.where == "refused"
+            if t.custom and type(case.custom) == "table" then expect = case.custom end
+            -- luasocket speaks no TLS: the TLS rows are the other transports'
+            if not (t.custom and not plain_http) then
+                it(case.name .. (lenient and " (HTTP parsing is the function's: no raise, no data)" or ""), function()
+                    local run_case = setmetatable({ expect = expect }, { __index = case })
+                    local r = matrix.run(run_case, env(mock.key("mx")), function(opts, waits, real_sleep)
+                        t.opts(opts)
+                        opts.sleep = recording_sleep(waits, real_sleep)
+                        return cozmox.new(opts)
+                    end, t.get, core.now)
+                    if lenient then
+                        assert.is_falsy(r.data)
+                    else
+                        local why = matrix.check(run_case, r)
+                        assert(why == nil, why)
+                    end
+                end)
+            end
+        end
+    end)
+end
+
+describe("fault matrix over nginx cosockets", function()
+    local n
+    setup(function() n = nginx.start() end)
+    teardown(function() if n then nginx.stop(n) end end)
+
+    for _, case in ipairs(matrix.cases) do
+        it(case.name, function()
+            local refused = "http://127.0.0.1:" .. util.free_port()
+            local status, r = nginx.get(n, "/matrix?case=" .. cozmox.escape_segment(case.name) .. "&key="
+                .. mock.key("nx") .. "&refused=" .. cozmox.escape_segment(refused))
+            assert.equal(200, status, type(r) == "string" and r or nil)
+            local why = matrix.check(case, r)
+            assert(why == nil, why)
+        end)
+    end
+
+    it("logged no Lua errors", function()
+        local log = nginx.error_log(n)
+        assert.is_nil(log:find("lua entry thread aborted", 1, true), log)
+        assert.is_nil(log:find("[alert]", 1, true), log)
+    end)
+end)
