@@ -22,7 +22,8 @@ for _, id in ipairs(arg) do
     cq:wrap(function()
         local s, err = client.session.get(id)
         if s then
-            print(("%s  %s  %d messages"):format(s.id, tostring(s.status), type(s.messages) == "table" and #s.messages or 0))
+            local n = type(s.messages) == "table" and #s.messages or 0
+            print(("%s  %s  %d messages"):format(s.id, tostring(s.status), n))
         else
             failed = failed + 1
             io.stderr:write("cqueues_sessions.lua: ", tostring(err), "\n")

@@ -26,14 +26,15 @@ describe("a C host with two threads", function()
         local bin = os.tmpname()
         local cc = os.getenv("COZMOX_OOM_CC") or "gcc"
         local cflags = os.getenv("COZMOX_OOM_CFLAGS") or ""
-        local out, ok = util.run(("%s -std=gnu99 -O1 -g -Wall -Wextra %s -o %s %s $(pkg-config --cflags --libs %s) -lpthread")
+        local out, ok = util.run(("%s -std=gnu99 -O1 -g -Wall -Wextra %s -o %s %s "
+            .. "$(pkg-config --cflags --libs %s) -lpthread")
             :format(cc, cflags, q(bin), q(util.spec_dir .. "/c/loop_host.c"), pc))
         assert(ok, "compiling spec/c/loop_host.c failed:\n" .. out)
         local r = hosts.root
         if r:sub(1, 1) ~= "/" then r = os.getenv("PWD") .. "/" .. r end
         local t0 = require("cozmox.core").now()
-        out, ok = util.run(("%s %s %s"):format(q(bin), q(r .. "/lua/?.lua;" .. r .. "/lua/?/init.lua;" .. r .. "/spec/?.lua"),
-            q(dir)))
+        local path = r .. "/lua/?.lua;" .. r .. "/lua/?/init.lua;" .. r .. "/spec/?.lua"
+        out, ok = util.run(("%s %s %s"):format(q(bin), q(path), q(dir)))
         local elapsed = require("cozmox.core").now() - t0
         os.remove(bin)
         assert(ok, out)

@@ -38,7 +38,8 @@ describe("option loop", function()
         assert.matches("bad argument #1 to 'new' %(option 'loop' must be an adapter", err)
         local ok2, err2 = pcall(function() local c = cozmox.new({ loop = "luv" }) return c end)
         assert.is_false(ok2)
-        assert.matches("loop_spec.lua:%d+: bad argument #1 to 'new' %(option 'loop' must be a table, got string%)", err2)
+        assert.matches("loop_spec.lua:%d+: bad argument #1 to 'new' %(option 'loop' must be a table, got string%)",
+            err2)
         local ok3, err3 = pcall(cozmox.new, { loop = { wait = function() end }, transport = "curl" })
         assert.is_false(ok3)
         assert.matches("option 'loop' cannot be combined with option 'transport'", err3)
@@ -51,7 +52,8 @@ describe("option loop", function()
             seen.settings, seen.auth = s, secret and secret.auth
             return {
                 perform = function(_, req) seen.url = req.url
-                    return { status = 200, value = { id = "x" }, code = 0, started = true, headers = {}, bytes = 2 } end,
+                    return { status = 200, value = { id = "x" }, code = 0, started = true, headers = {}, bytes = 2 }
+                end,
                 perform_many = require("cozmox.transport").perform_each,
                 close = function() seen.closed = true end,
             }
@@ -97,7 +99,8 @@ describe("the loop transport", function()
 
     it("sends method, body and headers like the blocking transport", function()
         local v, err = run(function(sched)
-            return loop_client(sched):request("POST", "/session", { body = { name = "loop" }, headers = { ["X-A"] = "b" } })
+            return loop_client(sched):request("POST", "/session",
+                { body = { name = "loop" }, headers = { ["X-A"] = "b" } })
         end)
         assert.is_nil(err)
         assert.is_table(v)
@@ -163,7 +166,8 @@ local function matrix()
     local k = mock.key("m")
     return {
         { "status?code=404", {}, { kind = "http", status = 404, attempts = 1 } },
-        { "status?code=500&key=" .. k, { max_retries = 1, max_retry_wait = 0.05 }, { kind = "http", status = 500, attempts = 2 } },
+        { "status?code=500&key=" .. k, { max_retries = 1, max_retry_wait = 0.05 },
+          { kind = "http", status = 500, attempts = 2 } },
         { "429?n=1&retry_after=1&key=" .. k, {}, { min_elapsed = 0.95 } },
         { "503-once?key=" .. k, {}, {} },
         { "html502", { max_retries = 0 }, { kind = "http", status = 502, attempts = 1 } },

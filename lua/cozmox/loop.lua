@@ -31,7 +31,7 @@
 --
 -- Calls from outside a coroutine return nil, err with kind "config" (the
 -- adapter would have nothing to suspend).
-local type, ipairs, error, tostring = type, ipairs, error, tostring
+local type, ipairs, error = type, ipairs, error
 local co_running, co_yield, co_resume, co_status = coroutine.running, coroutine.yield, coroutine.resume,
     coroutine.status
 local unpack = table.unpack or unpack

@@ -5,7 +5,8 @@ local hosts = require("hosts.support")
 local util = require("support.util")
 
 local function run_example(script, args)
-    return util.run(("cd %s && %s lua5.4 examples/%s %s"):format(hosts.q(hosts.root), hosts.env("lua5.4"), script, args))
+    return util.run(("cd %s && %s lua5.4 examples/%s %s"):format(hosts.q(hosts.root), hosts.env("lua5.4"),
+        script, args))
 end
 
 describe("host examples #hosts", function()

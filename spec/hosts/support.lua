@@ -45,7 +45,8 @@ function _M.check(host, out)
     assert.equal(0, f.many_failed)
     assert(f.many_elapsed < 0.9, "get_many of 4 x 300 ms took " .. f.many_elapsed .. " s")
     assert.equal("true", tostring(f.retry_ok))
-    assert(f.retry_elapsed >= 0.95 and f.retry_ticks >= 12, "retry: " .. f.retry_elapsed .. " s, " .. f.retry_ticks .. " ticks")
+    assert(f.retry_elapsed >= 0.95 and f.retry_ticks >= 12,
+        "retry: " .. f.retry_elapsed .. " s, " .. f.retry_ticks .. " ticks")
     return f
 end
 
