@@ -9,19 +9,12 @@ local mock = require("support.mock")
 local util = require("support.util")
 local hosts = require("hosts.support")
 
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+local q = util.quote
 
 describe("a C host with two threads", function()
     it("runs loop-driven requests concurrently in two lua_States, each on its own poll loop", function()
         assert.is_string(mock.base_url)
-        local dir -- the build tree the specs use (cozmox/core.so on package.cpath)
-        for template in package.cpath:gmatch("[^;]+") do
-            local f = template:gsub("%?", "cozmox/core")
-            local h = io.open(f)
-            if h then h:close() dir = template break end
-        end
-        assert(dir, "cozmox.core not found on package.cpath")
-        if dir:sub(1, 1) ~= "/" then dir = os.getenv("PWD") .. "/" .. dir end
+        local dir = util.core_template()
         local pc = type(jit) == "table" and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
         local bin = os.tmpname()
         local cc = os.getenv("COZMOX_OOM_CC") or "gcc"
@@ -31,7 +24,6 @@ describe("a C host with two threads", function()
             :format(cc, cflags, q(bin), q(util.spec_dir .. "/c/loop_host.c"), pc))
         assert(ok, "compiling spec/c/loop_host.c failed:\n" .. out)
         local r = hosts.root
-        if r:sub(1, 1) ~= "/" then r = os.getenv("PWD") .. "/" .. r end
         local t0 = require("cozmox.core").now()
         local path = r .. "/lua/?.lua;" .. r .. "/lua/?/init.lua;" .. r .. "/spec/?.lua"
         out, ok = util.run(("%s %s %s"):format(q(bin), q(path), q(dir)))

@@ -6,10 +6,8 @@ local assert = require("luassert")
 
 local _M = {}
 
-_M.root = util.spec_dir:gsub("/spec$", "")
-if _M.root == "spec" then _M.root = "." end
-
-function _M.q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+_M.root = util.root:sub(1, 1) == "/" and util.root or (os.getenv("PWD") .. "/" .. util.root)
+_M.q = util.quote
 
 --- A program the host needs, or a loud failure (never a skip).
 function _M.need(cmd, package)
@@ -48,6 +46,14 @@ function _M.check(host, out)
     assert(f.retry_elapsed >= 0.95 and f.retry_ticks >= 12,
         "retry: " .. f.retry_elapsed .. " s, " .. f.retry_ticks .. " ticks")
     return f
+end
+
+--- Run a Lua 5.4 host program of spec/hosts/ with the in-tree modules
+--  and check the scenario's figures it printed under name.
+function _M.run_lua54(script, name)
+    local out, ok = util.run(("cd %s && %s lua5.4 spec/hosts/%s"):format(_M.q(_M.root), _M.env("lua5.4"), script))
+    assert(ok, out)
+    return _M.check(name, out)
 end
 
 --- Environment words for a host process: the in-tree modules and the
