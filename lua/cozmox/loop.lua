@@ -31,13 +31,19 @@
 --
 -- Calls from outside a coroutine return nil, err with kind "config" (the
 -- adapter would have nothing to suspend).
-local type, ipairs, error = type, ipairs, error
+local type, ipairs, pairs, error, setmetatable = type, ipairs, pairs, error, setmetatable
 local co_running, co_yield, co_resume, co_status = coroutine.running, coroutine.yield, coroutine.resume,
     coroutine.status
 local unpack = table.unpack or unpack
 local math_floor, math_max = math.floor, math.max
 
 local _M = {}
+
+-- uv -> { [fd] = the wait now polling fd }, shared by every adapter on
+-- one luv: a wait whose coroutine was closed before its poll fired may
+-- still hold a descriptor another wait needs (libuv refuses two polls on
+-- one descriptor); the new wait takes it over.
+local holders = setmetatable({}, { __mode = "k" })
 
 --- luv (libuv): Neovim's vim.loop, luvit, Debian's lua-luv.
 --  schedule (optional): how a callback resumes the coroutine; in Neovim
@@ -48,34 +54,46 @@ function _M.luv(uv, schedule)
         error("bad argument #1 to 'luv' (the luv module expected, e.g. vim.loop or require('luv'))", 2)
     end
     if schedule == nil and type(vim) == "table" and vim.loop == uv then schedule = vim.schedule end
+    local held = holders[uv] or {}
+    holders[uv] = held
     local function wait(fds, timeout)
         local co = co_running()
-        local handles, ready, fired = {}, {}, false
+        local st = { polls = {} }
+        local ready, fired, timer = {}, false, nil
         local function resume()
-            if co_status(co) ~= "suspended" then return end
+            if co_status(co) ~= "suspended" then return end -- closed meanwhile
             local ok, err = co_resume(co, ready)
             if not ok then error(err, 0) end
         end
         local function wake()
             if fired then return end
             fired = true
-            for _, h in ipairs(handles) do
-                h:stop()
-                h:close()
+            for fd, p in pairs(st.polls) do
+                if held[fd] == st then held[fd] = nil end
+                p:stop()
+                p:close()
             end
+            timer:stop()
+            timer:close()
             if schedule then schedule(resume) else resume() end
         end
         for _, w in ipairs(fds) do
-            local p = uv.new_poll(w.fd)
-            handles[#handles + 1] = p
+            local fd = w.fd
+            local old = held[fd]
+            if old then
+                old.polls[fd]:stop()
+                old.polls[fd]:close()
+                old.polls[fd] = nil
+            end
+            local p = uv.new_poll(fd)
+            st.polls[fd], held[fd] = p, st
             p:start(w.events, function(_, events)
-                ready[w.fd] = events or true
+                ready[fd] = events or true
                 wake()
             end)
         end
-        local t = uv.new_timer()
-        handles[#handles + 1] = t
-        t:start(math_max(0, math_floor(timeout * 1000 + 0.5)), 0, wake)
+        timer = uv.new_timer()
+        timer:start(math_max(0, math_floor(timeout * 1000 + 0.5)), 0, wake)
         repeat co_yield() until fired -- (a stray resume by someone else is ignored)
         return ready
     end

@@ -96,6 +96,10 @@ function Loop:_await(co, d, xs, ds)
     if drv ~= co and (drv == nil or co_status(drv) == "dead" or now() > self.wait_until) then
         driving[1], drv = co, co
     end
+    if self.closed and drv == co then -- closed while nobody was inside a wait on curl's descriptors
+        d:close()
+        return true
+    end
     if drv == co then
         local fds, timeout = d:watch()
         if timeout == nil or timeout > MAX_WAIT then timeout = MAX_WAIT end
@@ -157,6 +161,11 @@ function Loop:perform_many(reqs, concurrency, want_meta)
     while true do
         local started = false
         while next_i <= n and #xs < concurrency do
+            if self.closed then -- (closed by another coroutine meanwhile)
+                for i = next_i, n do out[i] = failure("network", CLOSED, 42) end
+                next_i = n + 1
+                break
+            end
             local ok, x = pcall(d.start, d, reqs[next_i], want_meta)
             if not ok then give_up(x) end
             local k = #xs + 1
