@@ -18,8 +18,8 @@
 -- waits on curl's descriptors -- two waits must never register the same
 -- descriptor with the host loop.  The others wait on their transfer's own
 -- wake-up descriptor, which the driver makes readable when the transfer
--- finished.  A driving coroutine whose transfers are done hands the
--- driving to a coroutine still waiting (it wakes that one up).  A driver
+-- finished.  A driving coroutine whose transfers are done wakes the
+-- coroutines still waiting; the first to run drives next.  A driver
 -- that is gone (dead coroutine, collected) or stuck (its wait did not
 -- return in time) is replaced by the next waiter that wakes.
 --
@@ -114,7 +114,8 @@ function Loop:_await(co, d, xs, ds)
         if self.closed then
             d:close()
         elseif driving[1] == co then -- (else another took over meanwhile)
-            d:step(ready)
+            local stepped, err = pcall(d.step, d, ready)
+            if not stepped then return false, err end
         end
         return true
     end
@@ -132,12 +133,14 @@ function Loop:_await(co, d, xs, ds)
     return true
 end
 
--- Leave: hand the driving to a coroutine still waiting.
+-- Leave: hand the driving to the coroutines still waiting (all are
+-- woken: the first to run takes it, so one that was dropped cannot hold
+-- the others up).
 function Loop:_leave(co)
     if self.driving[1] == co then
         self.driving[1] = nil
         self.wait_until = huge
-        if not self.closed then self.d:handoff() end
+        if not self.closed then self.d:handoff(true) end
     end
 end
 
@@ -145,8 +148,9 @@ function Loop:perform_many(reqs, concurrency, want_meta)
     local out, n = {}, #reqs
     local co = current()
     if not co or self.closed then
-        local rec = co and failure("network", CLOSED, 42) or failure("config", _M.NOT_IN_COROUTINE, 2)
-        for i = 1, n do out[i] = rec end
+        for i = 1, n do
+            out[i] = co and failure("network", CLOSED, 42) or failure("config", _M.NOT_IN_COROUTINE, 2)
+        end
         return out
     end
     local d = self:_driver()
