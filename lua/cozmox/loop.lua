@@ -85,7 +85,15 @@ function _M.luv(uv, schedule)
                 old.polls[fd]:close()
                 old.polls[fd] = nil
             end
-            local p = uv.new_poll(fd)
+            local p, perr = uv.new_poll(fd)
+            if not p then
+                for f, q in pairs(st.polls) do
+                    held[f] = nil
+                    q:stop()
+                    q:close()
+                end
+                error("cozmox.loop.luv: cannot poll descriptor " .. fd .. ": " .. tostring(perr), 0)
+            end
             st.polls[fd], held[fd] = p, st
             p:start(w.events, function(_, events)
                 ready[fd] = events or true
