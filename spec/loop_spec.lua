@@ -134,6 +134,34 @@ describe("the loop transport", function()
         assert(elapsed < 5, elapsed)
     end)
 
+    it("HTTP/2: 20 coroutines on one client share one connection, one descriptor watched once", function()
+        mock.reset()
+        local got = run(function(sched)
+            local c = loop_client(sched, { base_url = os.getenv("COZMOX_TEST_H2_URL"), ca_file = mock.ca_file })
+            local ok, left, versions = 0, 20, {}
+            for i = 1, 20 do
+                sched.spawn(function()
+                    local s = c.session.get("demo")
+                    if s and s.id == "demo" then ok = ok + 1 end
+                    left = left - 1
+                end)
+            end
+            while left > 0 do sched.adapter.wait({}, 0.01) end
+            c.session.get_many({ "demo", "demo", "demo" }, { concurrency = 3 })
+            local c2 = loop_client(sched, { base_url = os.getenv("COZMOX_TEST_H2_URL"), ca_file = mock.ca_file,
+                on_response = function(m) versions[#versions + 1] = m.http_version end })
+            assert(c2.session.get("demo"))
+            c:close()
+            c2:close()
+            return { ok = ok, version = versions[1] }
+        end)
+        assert.equal(20, got.ok)
+        assert.equal("2", got.version)
+        local body = assert(mock.get("/__connections"))
+        local count = require("cjson").decode(body).count
+        assert.equal(2, count) -- one per client
+    end)
+
     it("get_many: all transfers on the one multi handle, without blocking", function()
         local t0 = now()
         local ticks = 0
