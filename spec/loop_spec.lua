@@ -139,7 +139,7 @@ describe("the loop transport", function()
         local got = run(function(sched)
             local c = loop_client(sched, { base_url = os.getenv("COZMOX_TEST_H2_URL"), ca_file = mock.ca_file })
             local ok, left, versions = 0, 20, {}
-            for i = 1, 20 do
+            for _ = 1, 20 do
                 sched.spawn(function()
                     local s = c.session.get("demo")
                     if s and s.id == "demo" then ok = ok + 1 end
