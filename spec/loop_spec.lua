@@ -35,7 +35,7 @@ describe("option loop", function()
     it("must be an adapter table with wait or transport, named at the caller's line", function()
         local ok, err = pcall(cozmox.new, { loop = {} })
         assert.is_false(ok)
-        assert.matches("bad argument #1 to 'new' %(option 'loop' must be an adapter", err)
+        assert.matches("bad argument #1 to 'new' %(option 'loop' must be a loop adapter", err)
         local ok2, err2 = pcall(function() local c = cozmox.new({ loop = "luv" }) return c end)
         assert.is_false(ok2)
         assert.matches("loop_spec.lua:%d+: bad argument #1 to 'new' %(option 'loop' must be a table, got string%)",

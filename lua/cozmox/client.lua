@@ -76,15 +76,18 @@ local function loop_sleep(loop)
     return loop.wait and require("cozmox.transport.loop").sleep_with(loop.wait)
 end
 
---- The transport for this call: the custom function's, curl's, or (inside
---  nginx, in a phase where cosockets work) the cosocket one.  "nginx"
---  where cosockets are unavailable is a config error.
+--- The transport for this call: the loop adapter's own (made once), the
+--  custom function's, curl's, or (inside nginx, in a phase where
+--  cosockets work) the cosocket one.  "nginx" where cosockets are
+--  unavailable is a config error.
 local function transport_for(st)
-    local loop = st.s.loop
-    if loop then -- an event-loop adapter: its own transport, or curl driven by its wait
-        st.looped = st.looped or (loop.transport and loop.transport(st.s, st.secret())
-            or require("cozmox.transport.loop").new(st.s, st.secret(), loop))
-        return st.looped
+    if st.s.loop and st.s.loop.transport then
+        st.loop = st.loop or st.s.loop.transport(st.s, st.secret())
+        return st.loop
+    end
+    if st.s.loop then -- a `wait` adapter: curl driven by the host's loop (made once)
+        st.loop = st.loop or require("cozmox.transport.loop").new(st.s, st.secret(), st.s.loop)
+        return st.loop
     end
     local choice = st.s.transport
     if type(choice) == "function" then return st.custom end
@@ -444,7 +447,7 @@ function Client:close()
     if st.curl then st.curl:close() end
     if st.nginx then st.nginx:close() end
     if st.custom then st.custom:close() end
-    if st.looped then st.looped:close() end
+    if st.loop then st.loop:close() end
 end
 
 Client.__close = Client.close

@@ -52,6 +52,15 @@ local function no_ctl(v)
     if v == "" or has_ctl(v) then return "must be a non-empty string without control characters" end
 end
 
+-- A loop adapter: a table with a function `wait` (the loop-driven curl
+-- transport waits through it) or a function `transport` (it brings its
+-- own transport, e.g. cozmox.loop.haproxy()).
+local function loop_adapter(v)
+    if type(v.wait) ~= "function" and type(v.transport) ~= "function" then
+        return "must be a loop adapter (a table with a function 'wait' or 'transport', e.g. cozmox.loop.haproxy())"
+    end
+end
+
 -- Seconds: at least a millisecond, at most a week (curl counts in ms).
 local WEEK = 7 * 86400
 
@@ -95,12 +104,8 @@ _M.SPECS = {
       doc = "one trace line per attempt on stderr" },
     { name = "transport", type = "string|function", default = "auto", check = one_of("auto", "curl", "nginx"),
       doc = "\"auto\", \"curl\", \"nginx\" or a function(req)" },
-    { name = "loop", type = "table", check = function(v)
-          if type(v.wait) ~= "function" and type(v.transport) ~= "function" then
-              return "must be an adapter: a table with a function 'wait' or 'transport' (see cozmox.loop)"
-          end
-      end,
-      doc = "an event-loop adapter (cozmox.loop.luv(uv), .cqueues(), .haproxy()): requests never block the host" },
+    { name = "loop", type = "table", check = loop_adapter,
+      doc = "the host's event loop adapter (cozmox.loop.*): every call waits without blocking the host" },
 }
 
 local BY_NAME = {}

@@ -46,7 +46,7 @@
 ---@field on_response? fun(meta: table) called after every response
 ---@field debug? boolean one trace line per attempt on stderr
 ---@field transport? "auto"|"curl"|"nginx"|function how requests are sent (default "auto")
----@field loop? table event-loop adapter (requests never block the host): cozmox.loop.luv(uv), .cqueues(), .haproxy()
+---@field loop? table the host's event loop adapter (cozmox.loop.*): calls wait without blocking the host
 ---@field json_big_integers? "number"|"string" how integers beyond the Lua number range are decoded
 
 ---@class cozmox.RequestOptions
