@@ -1,9 +1,10 @@
 --- bench/bench.lua: every measurement of `make bench`, printed as one table.
 --
---   lua5.4 bench/bench.lua DATA_DIR BASE_URL CURL_FLOOR_BIN
+--   lua5.4 bench/bench.lua DATA_DIR BASE_URL CURL_FLOOR_BIN FRONT_URL
 --
 -- Run by bench/run.sh, which generates DATA_DIR (bench/gen.lua), starts
--- nginx at BASE_URL (bench/nginx.conf.in) and compiles bench/curl_floor.c.
+-- nginx at BASE_URL (bench/nginx.conf.in) and another in front of it at
+-- FRONT_URL (bench/front.conf.in), and compiles bench/curl_floor.c.
 -- Environment: BENCH_ROUNDS (default 7), BENCH_N (requests per round,
 -- default 2000), BENCH_MACHINE (the machine line).
 --
@@ -16,11 +17,12 @@
 -- with Lua's defaults for everyone, and every contender drops each
 -- decoded value the same way (overwritten by the next iteration).
 
-local data_dir, base_url, floor_bin = arg[1], arg[2], arg[3]
+local data_dir, base_url, floor_bin, front_url = arg[1], arg[2], arg[3], arg[4]
 local script_dir = (arg[0]:match("^(.*)/[^/]*$") or ".")
 local common = dofile(script_dir .. "/common.lua")
 local read, rotated = common.read, common.rotated
-assert(data_dir and base_url and floor_bin, "usage: lua5.4 bench/bench.lua DATA_DIR BASE_URL CURL_FLOOR_BIN")
+assert(data_dir and base_url and floor_bin and front_url,
+    "usage: lua5.4 bench/bench.lua DATA_DIR BASE_URL CURL_FLOOR_BIN FRONT_URL")
 
 local ROUNDS = math.tointeger(tonumber(os.getenv("BENCH_ROUNDS") or "7"))
 local N = math.tointeger(tonumber(os.getenv("BENCH_N") or "2000"))
@@ -103,6 +105,47 @@ local function run_codec(rt)
     local ok = p:close()
     if not ok or not t.decode.a then error("bench/codec.lua failed on " .. rt.bin) end
     CODEC[rt.key] = t
+end
+
+------------------------------------------------------------------------
+-- Start-up: require("cozmox") and memory (bench/startup.lua, per runtime)
+------------------------------------------------------------------------
+
+local STARTUP = {}
+local function run_startup(rt)
+    local cmd = format("LUA_CPATH=%q %s %q %s %q %d", rt.cpath or "", rt.bin, script_dir .. "/startup.lua", rt.bin,
+        data_dir .. "/session.json", ROUNDS)
+    local p = assert(io.popen(cmd))
+    local t = { bare = {}, cozmox = {}, rss = {} }
+    for l in p:lines() do
+        local who, secs = l:match("^sample require (%a+) (%S+)$")
+        if who then t[who][#t[who] + 1] = tonumber(secs) end
+        local rwho, kb = l:match("^rss (%a+) (%d+)$")
+        if rwho then t.rss[rwho] = tonumber(kb) end
+    end
+    if not p:close() or #t.cozmox == 0 then error("bench/startup.lua failed on " .. rt.bin) end
+    STARTUP[rt.key] = t
+end
+
+------------------------------------------------------------------------
+-- Inside nginx: requests per second with wrk (bench/front.conf.in)
+------------------------------------------------------------------------
+
+local WRK_SECONDS = tonumber(os.getenv("BENCH_WRK_SECONDS") or "3")
+local NGINX_ROWS = {
+    { key = "cozmox", path = "/cozmox", label = "cozmox client.session.get over cosockets" },
+    { key = "subrequest", path = "/subrequest", label = "ngx.location.capture + proxy_pass (keep-alive) + lua-cjson" },
+}
+-- Requests per second of wrk -t1 -c16 on path, and its error count.
+local function run_wrk(path)
+    local p = assert(io.popen(format("wrk -t1 -c16 -d%ds %q 2>&1", WRK_SECONDS, front_url .. path)))
+    local out = p:read("a")
+    p:close()
+    local rps = tonumber(out:match("Requests/sec:%s*([%d.]+)"))
+    if not rps then error("wrk failed: " .. out) end
+    local bad = tonumber(out:match("Non%-2xx or 3xx responses:%s*(%d+)") or "0")
+    if bad > 0 then error("wrk: " .. bad .. " failed responses on " .. path) end
+    return rps
 end
 
 ------------------------------------------------------------------------
@@ -227,6 +270,17 @@ local t_start = now()
 for _, rt in ipairs(RUNTIMES) do
     progress(format("codec rows on %s (%d rounds)", rt.bin, ROUNDS))
     run_codec(rt)
+    progress(format("start-up rows on %s", rt.bin))
+    run_startup(rt)
+end
+progress(format("inside nginx: wrk, %d s per contender and round", WRK_SECONDS))
+local RPS = { cozmox = {}, subrequest = {} }
+run_wrk("/cozmox") -- warm-up
+run_wrk("/subrequest")
+for r = 1, ROUNDS do
+    for _, row in ipairs(rotated(NGINX_ROWS, r)) do
+        RPS[row.key][#RPS[row.key] + 1] = run_wrk(row.path)
+    end
 end
 progress(format("warm-up (rounds: %d, requests per round: %d)", ROUNDS, N))
 run_cozmox(50); run_luasocket(50); run_floor(1, 49)
@@ -312,7 +366,7 @@ end
 local RULE = string.rep("-", 118)
 line("cozmox-lua benchmark: %d rounds, medians; contenders interleaved, order rotated slice by slice", ROUNDS)
 line("machine: %s, %s, libcurl %s", os.getenv("BENCH_MACHINE") or "?", os.getenv("BENCH_LUA") or _VERSION,
-    core.curl_version)
+    require("cozmox.curl").version)
 line("contenders: cozmox-lua %s (working tree), lua-cjson %s (Debian), %s, %s, nginx %s", cozmox.VERSION,
     cjson._VERSION, dkjson.version, require("socket")._VERSION, os.getenv("BENCH_NGINX") or "?")
 line("%s", RULE)
@@ -345,6 +399,41 @@ for _, rt in ipairs(RUNTIMES) do
                 ratio_str(ratio, lo, hi), format(">= %.1fx  %s", target, verdict(ratio >= target)))
         end
     end
+end
+
+line("%s", RULE)
+line("START-UP: a fresh process, wall time (fork + exec, median of 40 per round)   bare      "
+    .. "require(\"cozmox\")  over bare")
+for _, rt in ipairs(RUNTIMES) do
+    local t = STARTUP[rt.key]
+    local bare, with = median(t.bare), median(t.cozmox)
+    local over = round_ratios(t.cozmox, t.bare, function(c, b) return (c - b) * 1e3 end)
+    local lo, hi = minmax(over)
+    local ms = (with - bare) * 1e3
+    line("  %-68s %6.2f ms  %6.2f ms  %5.2f ms (%.2f-%.2f)  target <= 1 ms  %s", format("require on %s", rt.key),
+        bare * 1e3, with * 1e3, ms, lo, hi, verdict(ms <= 1))
+end
+for _, rt in ipairs(RUNTIMES) do
+    local rss = STARTUP[rt.key].rss
+    local r = rss.cozmox / rss.bare
+    line("  %-68s %6.1f MiB %6.1f MiB  %5.2fx              target <= 1.2x  %s",
+        format("RSS, bare vs required + decoded (a), %s", rt.key), rss.bare / 1024, rss.cozmox / 1024, r,
+        verdict(r <= 1.2))
+end
+line("  (libcurl is loaded on the first request through curl, not by require: neither row loads it)")
+
+line("%s", RULE)
+line("INSIDE NGINX: 1 worker fetching (a) from the benchmark server per request; wrk -t1 -c16, %d s x %d rounds"
+    .. "  req/s",
+    WRK_SECONDS, ROUNDS)
+local rps = { cozmox = median(RPS.cozmox), subrequest = median(RPS.subrequest) }
+for _, row in ipairs(NGINX_ROWS) do line("  %-84s %8.0f", row.label, rps[row.key]) end
+do
+    local r = rps.cozmox / rps.subrequest
+    local lo, hi = minmax(round_ratios(RPS.cozmox, RPS.subrequest, function(a, b) return a / b end))
+    line("  %-62s %-21s %s", "cozmox / subrequest + lua-cjson", ratio_str(r, lo, hi), "(information)")
+    line("  %-62s %-21s %-22s %s", "cozmox / lua-resty-http + lua-cjson", "not measured", "target >= 1.5x",
+        "SKIPPED: lua-resty-http has no Debian 12 package and no LuaRocks server is reachable here")
 end
 
 line("%s", RULE)

@@ -23,6 +23,9 @@ local session
 if which == "cozmox" then
     local cozmox = require("cozmox")
     local client = cozmox.new({ base_url = base_url, token = "bench-token", max_retries = 0 })
+    -- libcurl is loaded on the first request; load it now, so that "before"
+    -- counts it as it counts luasocket's own libraries
+    require("cozmox.curl")
     local before = status_kb("VmRSS")
     local err
     session, err = client.session.get(id)

@@ -16,13 +16,13 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-DEPS_EXTRA="luajit2" bash scripts/deps.sh
+DEPS_EXTRA="luajit2 wrk" bash scripts/deps.sh
 if [ ! -f build/lua5.4/cozmox/core.so ]; then
   make -s --no-print-directory all
 fi
 # The codec rows also run on LuaJIT, against its own build of the core.
 make -s --no-print-directory LUA=luajit all
-for tool in nginx gcc pkg-config lua5.4 luajit curl; do
+for tool in nginx gcc pkg-config lua5.4 luajit curl wrk; do
   command -v "$tool" >/dev/null 2>&1 || { echo "bench: $tool not found" >&2; exit 1; }
 done
 
@@ -36,6 +36,7 @@ export BENCH_CPATH_LUA54="$ROOT/build/lua5.4/?.so;;" BENCH_CPATH_LUAJIT="$ROOT/b
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/cozmox-bench.XXXXXX")
 nginx_pid=
+front_pid=
 
 # shellcheck source=scripts/procs.sh
 . "$ROOT/scripts/procs.sh"
@@ -45,6 +46,7 @@ cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   if [ -n "$nginx_pid" ]; then stop_pid "$nginx_pid"; fi
+  if [ -n "$front_pid" ]; then stop_pid "$front_pid"; fi
   rm -rf "$TMP"
   exit "$rc"
 }
@@ -101,6 +103,36 @@ if [ $started != 1 ]; then
   exit 1
 fi
 
+# --- the nginx in front (the "inside nginx" rows) ----------------------------
+started=0
+for _ in 1 2 3 4 5; do
+  FRONT_PORT=$(free_port)
+  sed -e "s|@PREFIX@|$TMP|g" -e "s|@PORT@|$FRONT_PORT|g" -e "s|@USER_LINE@|$user_line|g" \
+    -e "s|@ROOT@|$ROOT|g" -e "s|@UPSTREAM@|http://127.0.0.1:$PORT|g" -e "s|@UPORT@|$PORT|g" \
+    bench/front.conf.in > "$TMP/front.conf"
+  : > "$TMP/front-error.log"
+  nginx -p "$TMP" -c "$TMP/front.conf" -e "$TMP/front-error.log" -g 'daemon off;' \
+    </dev/null >>"$TMP/front.out" 2>&1 &
+  front_pid=$!
+  for _ in $(seq 100); do
+    kill -0 "$front_pid" 2>/dev/null || break
+    if curl --noproxy '*' -sf -o /dev/null --max-time 2 "http://127.0.0.1:$FRONT_PORT/__health"; then
+      started=1
+      break
+    fi
+    sleep 0.1
+  done
+  [ $started = 1 ] && break
+  stop_pid "$front_pid"
+  front_pid=
+  grep -q "Address already in use" "$TMP/front-error.log" "$TMP/front.out" 2>/dev/null || break
+done
+if [ $started != 1 ]; then
+  echo "bench: the front nginx did not start:" >&2
+  cat "$TMP/front.out" "$TMP/front-error.log" >&2 2>/dev/null || true
+  exit 1
+fi
+
 # --- the machine ----------------------------------------------------------------
 cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n 1)
 [ -n "$cpu" ] || cpu=$(uname -m)
@@ -109,4 +141,4 @@ BENCH_NGINX=$(nginx -v 2>&1 | sed 's|^nginx version: nginx/||')
 BENCH_LUA=$(lua5.4 -v 2>&1 | awk '{ print $1 " " $2 }')
 export BENCH_MACHINE BENCH_NGINX BENCH_LUA
 
-lua5.4 bench/bench.lua "$TMP/www" "http://127.0.0.1:$PORT" "$TMP/curl_floor"
+lua5.4 bench/bench.lua "$TMP/www" "http://127.0.0.1:$PORT" "$TMP/curl_floor" "http://127.0.0.1:$FRONT_PORT"

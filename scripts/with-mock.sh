@@ -95,7 +95,7 @@ tls="$TMP/tls"
     "basicConstraints=critical,CA:FALSE" \
     "keyUsage=critical,digitalSignature,keyEncipherment" \
     "extendedKeyUsage=serverAuth" \
-    "subjectAltName=IP:127.0.0.1,DNS:localhost" > "$tls/server.ext"
+    "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:mock.test" > "$tls/server.ext"
   openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
     -set_serial "0x$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')" -days 30 \
     -extfile "$tls/server.ext" -out "$tls/server.pem"

@@ -10,8 +10,18 @@ local nginx = require("support.nginx")
 local util = require("support.util")
 local socket = require("socket")
 
+-- The forward proxy of the proxy rows, and what it saw.
+local proxy_port, proxy_log = util.free_port(), os.tmpname()
+local proxy_pid = util.spawn("proxy.lua", proxy_port, proxy_log)
+local proxy_url = "http://127.0.0.1:" .. proxy_port
+
+local function reset_proxy_log()
+    local f = assert(io.open(proxy_log, "w"))
+    f:close()
+end
+
 local function env(key)
-    return { base = mock.base_url, http = mock.base_url, https = mock.https_url,
+    return { proxy = proxy_url, base = mock.base_url, http = mock.base_url, https = mock.https_url,
         rogue = os.getenv("COZMOX_TEST_ROGUE_URL"), wrong_host = os.getenv("COZMOX_TEST_WRONG_HOST_URL"),
         refused = "http://127.0.0.1:" .. util.free_port(), ca_file = mock.ca_file,
         localhost = (mock.base_url:gsub("//127%.0%.0%.1:", "//localhost:")), key = key, token = mock.token }
@@ -60,15 +70,21 @@ for _, t in ipairs(TRANSPORTS) do
             local lenient = t.custom and case.custom == "lenient"
             local plain_http = (case.where or "faults") == "faults" or case.where == "refused"
             if t.custom and type(case.custom) == "table" then expect = case.custom end
-            -- luasocket speaks no TLS: the TLS rows are the other transports'
-            if not (t.custom and not plain_http) then
+            -- luasocket speaks no TLS and knows no proxy: those rows are the
+            -- other transports'
+            if not (t.custom and (not plain_http or case.proxy)) and (case.only == nil or case.only == t.name) then
                 it(case.name .. (lenient and " (HTTP parsing is the function's: no raise, no data)" or ""), function()
                     local run_case = setmetatable({ expect = expect }, { __index = case })
+                    reset_proxy_log()
                     local r = matrix.run(run_case, env(mock.key("mx")), function(opts, waits, real_sleep)
                         t.opts(opts)
                         opts.sleep = recording_sleep(waits, real_sleep)
                         return cozmox.new(opts)
                     end, t.get, core.now)
+                    r.proxy_log = util.read(proxy_log)
+                    if expect.min_elapsed then -- the deadline rows: say the overshoot
+                        io.stderr:write(string.format("[%s, %s: %.2f s] ", t.name, case.name, r.elapsed))
+                    end
                     if lenient then
                         assert.is_falsy(r.data)
                     else
@@ -87,19 +103,36 @@ describe("fault matrix over nginx cosockets", function()
     teardown(function() if n then nginx.stop(n) end end)
 
     for _, case in ipairs(matrix.cases) do
-        it(case.name, function()
+        if case.only == nil or case.only == "nginx" then it(case.name, function()
             local refused = "http://127.0.0.1:" .. util.free_port()
+            reset_proxy_log()
             local status, r = nginx.get(n, "/matrix?case=" .. cozmox.escape_segment(case.name) .. "&key="
-                .. mock.key("nx") .. "&refused=" .. cozmox.escape_segment(refused))
+                .. mock.key("nx") .. "&refused=" .. cozmox.escape_segment(refused)
+                .. "&proxy=" .. cozmox.escape_segment(proxy_url))
             assert.equal(200, status, type(r) == "string" and r or nil)
+            r.proxy_log = util.read(proxy_log)
+            if case.expect.min_elapsed then
+                io.stderr:write(string.format("[cosockets, %s: %.2f s] ", case.name, r.elapsed))
+            end
             local why = matrix.check(case, r)
             assert(why == nil, why)
-        end)
+        end) end
     end
 
     it("logged no Lua errors", function()
         local log = nginx.error_log(n)
         assert.is_nil(log:find("lua entry thread aborted", 1, true), log)
         assert.is_nil(log:find("[alert]", 1, true), log)
+    end)
+end)
+
+describe("the matrix's proxy", function()
+    it("stops", function()
+        util.kill(proxy_pid)
+        os.remove(proxy_log)
+        local probe = socket.tcp()
+        probe:settimeout(1)
+        assert.is_nil(probe:connect("127.0.0.1", proxy_port))
+        probe:close()
     end)
 end)

@@ -7,6 +7,7 @@ local mock = require("support.mock")
 local socket = require("socket")
 
 local support = require("support.nginx")
+local util = require("support.util")
 local n
 
 local function get(path, timeout)
@@ -171,5 +172,57 @@ describe("inside nginx", function()
             :gsub("[^\n]*request: \"GET /tls/session/demo[^\n]*\n?", "")
         assert.is_nil(log:find("[error]", 1, true), log)
         assert.is_nil(log:find("[alert]", 1, true), log)
+    end)
+end)
+
+describe("the README's nginx.conf", function()
+    it("serves a session as written, with only the name server, port and install prefix filled in", function()
+        local readme = util.read(support.root .. "/README.md")
+        local conf = assert(readme:match("```nginx\n(.-)```"), "no nginx block in the README")
+        local tree = util.tmpdir()
+        local out, ok = util.run("make -s -C " .. util.quote(support.root) .. " install LUA=luajit PREFIX="
+            .. util.quote(tree))
+        assert(ok, out)
+        util.run("chmod -R a+rX " .. util.quote(tree)) -- nginx's workers run as nobody
+        local dns_port = util.free_port()
+        local dns = util.spawn("dns.lua", dns_port, "answer", "mock.test=127.0.0.1")
+        local port = util.free_port()
+        local n_resolver, n_listen, n_prefix
+        conf, n_resolver = conf:gsub("resolver 192%.0%.2%.53 ", "resolver 127.0.0.1:" .. dns_port .. " ")
+        conf, n_listen = conf:gsub("listen 8080;", "listen 127.0.0.1:" .. port .. ";")
+        conf, n_prefix = conf:gsub("/usr/local/", tree .. "/")
+        assert.same({ 1, 1, 3 }, { n_resolver, n_listen, n_prefix })
+        local f = assert(io.open(tree .. "/nginx.conf", "w"))
+        f:write(conf)
+        f:close()
+        -- the mock by a name, so the resolver line is what finds it
+        local base = mock.base_url:gsub("//127%.0%.0%.1:", "//mock.test:")
+        local pid = tonumber((util.run(string.format(
+            "COZMOX_TOKEN=%s COZMOX_BASE_URL=%s nginx -p %s -c %s/nginx.conf -e %s/error.log "
+            .. "-g 'pid %s/nginx.pid; daemon off;' >%s/stdout.log 2>&1 & echo $!",
+            util.quote(mock.token), util.quote(base), util.quote(tree), tree, tree, tree, tree))):match("%d+"))
+        local served
+        for _ = 1, 100 do
+            local c = socket.tcp()
+            c:settimeout(0.1)
+            served = c:connect("127.0.0.1", port)
+            c:close()
+            if served then break end
+            socket.sleep(0.05)
+        end
+        local http = require("socket.http")
+        local body, status = http.request("http://127.0.0.1:" .. port .. "/session/demo")
+        local body404, status404 = http.request("http://127.0.0.1:" .. port .. "/session/nope")
+        local log = util.read(tree .. "/error.log")
+        util.kill(pid)
+        util.kill(dns)
+        util.run("rm -rf " .. util.quote(tree))
+        assert(served, "nginx did not start: " .. log)
+        local s = assert(cozmox.new({ token = mock.token }).session.get("demo"))
+        assert.equal(200, status, log)
+        assert.equal("demo active " .. #s.messages .. " messages\n", body)
+        assert.equal(404, status404)
+        assert.equal("cozmox: HTTP 404 Not Found: Session not found (GET /session/nope)\n", body404)
+        assert.is_nil(log:find("[error]", 1, true), log)
     end)
 end)

@@ -152,3 +152,26 @@ describe("README", function()
         end)
     end
 end)
+
+describe("README reference", function()
+    it("lists every option of cozmox.new, and only those, in its options table", function()
+        local block = assert(readme:match("### `cozmox.new%(opts%)`.-\n(| option |.-)\n\n"))
+        local listed = {}
+        for row in block:gmatch("\n| ([^|]+) |") do
+            for name in row:gmatch("`([%w_]+)`") do listed[#listed + 1] = name end
+        end
+        table.sort(listed)
+        local specs = {}
+        for _, spec in ipairs(require("cozmox.options").SPECS) do specs[#specs + 1] = spec.name end
+        table.sort(specs)
+        assert.same(specs, listed)
+    end)
+
+    it("names every error kind the code can give", function()
+        local block = assert(readme:match("\n| kind | when |\n(.-)\n\n"))
+        local kinds = {}
+        for kind in block:gmatch('| `"([%w_]+)"` |') do kinds[#kinds + 1] = kind end
+        table.sort(kinds)
+        assert.same({ "closed", "config", "decode", "http", "memory", "network", "timeout", "tls", "too_large" }, kinds)
+    end)
+end)

@@ -256,7 +256,7 @@ describe("LuaLS annotations", function()
         end
         local kinds = {}
         for k in A.aliases["cozmox.ErrorKind"]:gmatch('"([%w_]+)"') do kinds[#kinds + 1] = k end
-        assert.same({ "http", "timeout", "network", "tls", "decode", "too_large", "config" }, kinds)
+        assert.same({ "http", "timeout", "network", "tls", "decode", "too_large", "memory", "config", "closed" }, kinds)
 
         local mock = require("support.mock")
         local c = cozmox.new({ token = mock.token, base_url = mock.base_url })

@@ -40,14 +40,17 @@ static void share_create(lua_State *L) {
     s->sh = NULL;
     lua_pushvalue(L, -2);
     lua_setmetatable(L, -2);
+    /* Without a share handle (or a part of it) clients still work, each
+     * with its own caches: a refusal only costs sharing. */
     s->sh = curl_share_init();
-    if (s->sh != NULL) {
-        curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-        curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-#if LIBCURL_VERSION_NUM >= 0x073900
-        curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-#endif
+    if (s->sh != NULL && (curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||
+                          curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK)) {
+        curl_share_cleanup(s->sh);
+        s->sh = NULL;
     }
+#if LIBCURL_VERSION_NUM >= 0x073900
+    if (s->sh != NULL) (void)curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT); /* optional */
+#endif
     lua_setfield(L, -2, "instance");
     lua_pop(L, 1);
 }

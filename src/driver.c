@@ -253,11 +253,13 @@ static void xfer_remove(cz_driver *d, xfer *x) {
  * fd stays open) or destroyed.  uv_idx: the driver's user value table, or
  * 0 when the Lua side is gone (__gc of the driver). */
 static void xfer_release(lua_State *L, cz_driver *d, int uv_idx, xfer *x) {
+    int reusable;
     xfer_remove(d, x);
     unlink_live(d, x);
     if (uv_idx != 0 && x->ref != LUA_NOREF) luaL_unref(L, uv_idx, x->ref);
     x->ref = LUA_NOREF;
-    cz_request_clear(x->easy, d->fixed, &x->rh);
+    /* should curl refuse, the easy handle is not used again */
+    reusable = cz_request_clear(x->easy, d->fixed, &x->rh) == CURLE_OK;
     if (x->state == X_ABANDONED) {
         wake_signal(x);
         curl_easy_cleanup(x->easy);
@@ -265,7 +267,7 @@ static void xfer_release(lua_State *L, cz_driver *d, int uv_idx, xfer *x) {
         cz_buf_free(&x->hdrs);
         x->next = d->retired;
         d->retired = x;
-    } else if (!d->closed && d->nidle < POOL_MAX) {
+    } else if (reusable && !d->closed && d->nidle < POOL_MAX) {
         if (x->hdrs.cap > 64 * 1024) cz_buf_free(&x->hdrs);
         x->state = X_IDLE;
         x->next = d->idle;

@@ -177,10 +177,9 @@ int cz_handle_new(lua_State *L) {
     CZ_SETOPT(L, e, CURLOPT_BUFFERSIZE, 65536L);
     CZ_SETOPT(L, e, CURLOPT_SSL_VERIFYPEER, insecure ? 0L : 1L);
     CZ_SETOPT(L, e, CURLOPT_SSL_VERIFYHOST, insecure ? 0L : 2L);
-    /* HTTP/2 where the server offers it (over TLS), and new transfers of
-     * get_many wait for a connection that can multiplex them. */
+    /* HTTP/2 where the server offers it (over TLS); get_many's transfers
+     * to https:// wait for a connection that can multiplex them (multi.c). */
     CZ_SETOPT(L, e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    CZ_SETOPT(L, e, CURLOPT_PIPEWAIT, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075500
     CZ_SETOPT(L, e, CURLOPT_PROTOCOLS_STR, "http,https");
 #else
@@ -213,10 +212,11 @@ void cz_req_headers_free(cz_req_headers *rh) {
     rh->list = NULL;
 }
 
-/* Wait for a connection that may multiplex (HTTP/2 needs TLS here:
- * CURL_HTTP_VERSION_2TLS) only for https:// URLs.  Over plain http curl
- * would hold every further transfer to the same host until the first one
- * ended, to learn it cannot multiplex. */
+/* Over TLS (where HTTP/2 may be offered) a new transfer waits for a
+ * connection that can multiplex it rather than opening one more; over
+ * plain HTTP/1.1 waiting would only serialize them: curl would hold every
+ * further transfer to the host until the first one ended.  (Used by the
+ * easy handle, get_many and the loop driver.) */
 CURLcode cz_set_pipewait(CURL *e, const char *url) {
     return curl_easy_setopt(e, CURLOPT_PIPEWAIT, strncasecmp(url, "https:", 6) == 0 ? 1L : 0L);
 }
@@ -289,18 +289,21 @@ void cz_request_set(lua_State *L, CURL *e, int req_idx, struct curl_slist *fixed
     lua_settop(L, hdr_idx - 4);
 }
 
-/* After a transfer: the request's own headers freed, and the handle
- * back to its fixed headers and no body (what duplicates start from). */
-void cz_request_clear(CURL *e, struct curl_slist *fixed_auth, cz_req_headers *rh) {
+/* After a transfer: the handle back to its fixed headers and no body
+ * (what duplicates start from), then the request's own headers freed.
+ * Not CURLE_OK: curl refused, and e may still point at the freed list
+ * (the caller must not use it again). */
+CURLcode cz_request_clear(CURL *e, struct curl_slist *fixed_auth, cz_req_headers *rh) {
+    CURLcode rc = curl_easy_setopt(e, CURLOPT_HTTPHEADER, fixed_auth);
+    if (rc == CURLE_OK) rc = curl_easy_setopt(e, CURLOPT_POSTFIELDS, (char *)NULL);
     cz_req_headers_free(rh);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, fixed_auth);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, (char *)NULL);
+    return rc;
 }
 
 /* h:perform(req, want_meta) -> record.  Stack: [1] h, [2] req, [3] want_meta. */
 static int handle_perform(lua_State *L) {
     cz_handle *h = cz_check_handle(L, 1);
-    int want_meta = lua_toboolean(L, 3), status;
+    int want_meta = lua_toboolean(L, 3), status, broken = 0;
     CURLcode rc;
 
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -315,10 +318,14 @@ static int handle_perform(lua_State *L) {
     h->busy = 1;
     cz_transfer_reset(&h->t, L, &h->hdrs, cz_sink_check(L, 3), 4);
     rc = curl_easy_perform(h->easy);
-    cz_request_clear(h->easy, h->headers, &h->req); /* what get_many duplicates */
+    /* Point the handle back at what outlives the request (get_many
+     * duplicates it).  Should curl refuse, the handle would keep pointers
+     * to freed lists: it is closed instead ("handle is closed" next). */
+    if (cz_request_clear(h->easy, h->headers, &h->req) != CURLE_OK) broken = 1;
     /* The record runs the decoder's last step: busy until it is built. */
     status = cz_transfer_record_pcall(L, 5, &h->t, rc, want_meta);
     h->busy = 0;
+    if (broken) handle_release(h);
     if (status != 0) return lua_error(L);
     return 1;
 }

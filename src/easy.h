@@ -32,7 +32,7 @@ int *cz_handle_busy(cz_handle *h);
  * cz_request_clear undoes the per-request part after the transfer. */
 void cz_request_set(lua_State *L, CURL *e, int req_idx, struct curl_slist *fixed_auth,
                     struct curl_slist *anonymous, cz_req_headers *rh);
-void cz_request_clear(CURL *e, struct curl_slist *fixed_auth, cz_req_headers *rh);
+CURLcode cz_request_clear(CURL *e, struct curl_slist *fixed_auth, cz_req_headers *rh);
 void cz_req_headers_free(cz_req_headers *rh);
 /* CURLOPT_PIPEWAIT for url: on for https://, off for http:// (easy.c). */
 CURLcode cz_set_pipewait(CURL *e, const char *url);

@@ -541,8 +541,14 @@ static int open_container(lua_State *L, cz_decoder *d, int is_array, size_t at, 
         flush(L, parent, base, mt_idx, !parent->is_array);
         top = lua_gettop(L) - base;
     }
-    if (!lua_checkstack(L, 2 * FLUSH_AT + 8))
-        return fail_at(d, at, "the Lua stack cannot grow (nesting too deep or out of memory)");
+    /* The stack stays far below Lua's limits (STACK_SOFT_LIMIT): a stack
+     * that cannot grow is Lua out of memory. */
+    if (!lua_checkstack(L, 2 * FLUSH_AT + 8)) {
+        (void)at;
+        d->oom = 1;
+        snprintf(d->err, sizeof d->err, "not enough memory to decode the response body");
+        return 0;
+    }
     if (!is_array && top + FLUSH_AT + 2 > d->keyh_cap) {
         int ncap = (top + FLUSH_AT + 2) * 2;
         uint32_t *kh = (uint32_t *)realloc(d->keyh, (size_t)ncap * sizeof *kh);
@@ -979,7 +985,11 @@ static int run_feed(lua_State *L, int ud_idx, cz_decoder *d, const char *p, size
     d->failed = 1;
     /* The parked values, plus the headroom open_container reserved for
      * the innermost container's pending values in an earlier call. */
-    luaL_checkstack(L, d->nsaved + 2 * FLUSH_AT + 16, "cozmox.json: document nested too deeply");
+    if (!lua_checkstack(L, d->nsaved + 2 * FLUSH_AT + 16)) { /* far below Lua's limit: memory */
+        d->oom = 1;
+        snprintf(d->err, sizeof d->err, "not enough memory to decode the response body");
+        return 0;
+    }
     cz_getuservalue(L, ud_idx);
     saved_idx = lua_gettop(L);
     strcache_enter(L, d);

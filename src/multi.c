@@ -103,7 +103,11 @@ static int start(lua_State *L, cz_multi *mu, slot *s, int reqs_idx, int index) {
     lua_Number timeout, connect;
     const char *url = check_req(L, reqs_idx, index, &timeout, &connect); /* checked before: no raise */
     cz_transfer_reset(&s->t, L, &s->hdrs, cz_sink_check(L, s->sink_idx), s->sink_idx + 1);
-    if (curl_easy_setopt(s->easy, CURLOPT_URL, url) != CURLE_OK || cz_set_pipewait(s->easy, url) != CURLE_OK ||
+    /* Over TLS (where HTTP/2 may be offered) a new transfer waits for a
+     * connection that can multiplex it rather than opening one more; over
+     * plain HTTP/1.1 waiting would only serialize connection setup. */
+    if (cz_set_pipewait(s->easy, url) != CURLE_OK ||
+        curl_easy_setopt(s->easy, CURLOPT_URL, url) != CURLE_OK ||
         curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, to_ms(timeout)) != CURLE_OK ||
         curl_easy_setopt(s->easy, CURLOPT_CONNECTTIMEOUT_MS, to_ms(connect < timeout ? connect : timeout)) != CURLE_OK)
         return 1;

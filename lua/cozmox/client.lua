@@ -33,7 +33,7 @@ local resolve_location, parse_url, same_origin = transport.resolve_location, tra
 
 local _M = {}
 
-_M.VERSION = "0.1.0"
+_M.VERSION = require("cozmox").VERSION
 _M.DEFAULT_BASE_URL = options.DEFAULT_BASE_URL
 local RUNTIME = (type(jit) == "table" and jit.version) or _VERSION
 --- Our product token and runtime; each transport adds its engine.

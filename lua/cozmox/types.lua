@@ -10,7 +10,7 @@
 -- against spec/fixtures/session.json (the reference's example).  Objects
 -- not modelled here (plans, tools, hooks, ...) are `table`.
 
----@alias cozmox.ErrorKind "http"|"timeout"|"network"|"tls"|"decode"|"too_large"|"config"
+---@alias cozmox.ErrorKind "http"|"timeout"|"network"|"tls"|"decode"|"too_large"|"memory"|"config"|"closed"
 
 ---A runtime failure (`nil, err`); `tostring(err)` is one readable line.
 ---@class cozmox.Error
@@ -20,7 +20,7 @@
 ---@field reason? string the HTTP reason phrase (kind "http")
 ---@field body? table the decoded JSON error body: { message = string|string[], error = string, statusCode = integer }
 ---@field snippet? string the start of a non-JSON error body, printable
----@field curl_code? integer libcurl's error code, for transport failures
+---@field curl_code? integer libcurl's error code for transport failures (or the one curl would give)
 ---@field method? string
 ---@field path? string
 ---@field attempts? integer how many attempts were made
@@ -65,7 +65,8 @@
 ---The Session resource of a client (functions called with a dot).
 ---@class cozmox.SessionResource
 ---@field get fun(id: string): cozmox.Session?, cozmox.Error?
----@field get_many fun(ids: string[], opts?: { concurrency?: integer }): (cozmox.Session?)[], (cozmox.Error?)[]
+---@field get_many fun(ids: string[], opts?: { concurrency?: integer }):
+---(cozmox.Session|false)[], (cozmox.Error|false)[], integer
 ---@field list fun(params?: cozmox.SessionListParams): cozmox.SessionListPage?, cozmox.Error?
 ---@field each fun(params?: cozmox.SessionListParams): fun(): cozmox.Session?, integer?, integer?
 ---@field create fun(body: cozmox.SessionBody): cozmox.Session?, cozmox.Error?

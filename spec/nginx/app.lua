@@ -64,7 +64,7 @@ local function matrix_env(key)
         rogue = by_name(os.getenv("COZMOX_TEST_ROGUE_URL")),
             wrong_host = by_name(os.getenv("COZMOX_TEST_WRONG_HOST_URL")),
         refused = ngx.unescape_uri(ngx.var.arg_refused or ""), localhost = by_name(base), key = key,
-        token = os.getenv("COZMOX_TOKEN") }
+        token = os.getenv("COZMOX_TOKEN"), proxy = ngx.unescape_uri(ngx.var.arg_proxy or "") }
 end
 
 -- /matrix?case=NAME&key=K&refused=URL: one case of the fault matrix over

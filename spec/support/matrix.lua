@@ -114,6 +114,15 @@ _M.cases = {
     { name = "control characters in the API's message stay out of the line", id = "ctl-message",
       opts = { max_retries = 0 }, expect = { kind = "http", status = 500, one_line = true,
           message = "line one\\r\\nFAKE" } },
+    -- proxies (the mock as mock.test, a name only the proxy resolves)
+    { name = "through an http proxy", where = "proxied", proxy = "plain", id = "ok",
+      expect = { ok = true, proxy_log = "GET http://mock.test:" } },
+    { name = "through a CONNECT tunnel, TLS verified", where = "proxied_tls", proxy = "plain", id = "ok",
+      expect = { ok = true, proxy_log = "CONNECT mock.test:" } },
+    { name = "proxy credentials from the proxy URL", where = "proxied", proxy = "auth", id = "ok",
+      expect = { ok = true, proxy_log = "Proxy-Authorization: Basic dXNlcjpzM2NyZXQ=" } },
+    { name = "an https proxy URL over a transport that cannot use one", where = "proxied", proxy = "https", id = "ok",
+      only = "nginx", expect = { kind = "config", message = "only http:// proxies" } },
     -- TLS
     { name = "verified TLS", where = "tls", id = "ok", expect = { ok = true } },
     { name = "untrusted certificate", where = "rogue", id = "ok", expect = { kind = "tls", attempts = 1 } },
@@ -132,17 +141,21 @@ local function fill(s, env)
 end
 
 --- The base URL and options for a case.  env: { base, https, rogue,
---  wrong_host, refused, localhost, http, ca_file, key, token }.
+--  wrong_host, refused, localhost, http, ca_file, key, token, proxy }.
 function _M.setup(case, env)
     local where = case.where or "faults"
     local bases = { faults = env.base, tls = env.https, rogue = env.rogue, wrong_host = env.wrong_host,
-        refused = env.refused }
+        refused = env.refused, proxied = env.base and (env.base:gsub("//[^/:]+:", "//mock.test:")),
+        proxied_tls = env.https and (env.https:gsub("//[^/:]+:", "//mock.test:")) }
     local opts = {}
     for k, v in pairs(case.opts or {}) do opts[k] = v end
     local real_sleep = opts.real_sleep
     opts.real_sleep = nil
     opts.base_url = assert(bases[where], "matrix: no server " .. where) .. (where == "refused" and "" or "/fault/by-id")
     if where ~= "faults" and where ~= "refused" and env.ca_file then opts.ca_file = env.ca_file end
+    if case.proxy == "plain" then opts.proxy = env.proxy end
+    if case.proxy == "auth" then opts.proxy = (env.proxy:gsub("//", "//user:s3cret@")) end
+    if case.proxy == "https" then opts.proxy = (env.proxy:gsub("^http:", "https:")) end
     if opts.max_retry_wait == nil then opts.max_retry_wait = 0 end
     return opts, real_sleep
 end
@@ -225,6 +238,9 @@ function _M.check(case, r)
         end
     end
     if e.snippet and not r.snippet then return fail("no snippet") end
+    if e.proxy_log and not (r.proxy_log or ""):find(e.proxy_log, 1, true) then
+        return fail("the proxy saw no " .. e.proxy_log)
+    end
     if e.no_secret and r.secret_seen ~= false then return fail("the token is in the error") end
     if e.one_line and not r.one_line then return fail("the error's line has control characters") end
     if e.max_heap_kb and not (r.heap_growth_kb and r.heap_growth_kb <= e.max_heap_kb) then

@@ -27,39 +27,15 @@ local function udp_port()
     return port
 end
 
--- Start a background process; returns its pid once it printed "ready".
-local function spawn_dns(port, mode, ...)
-    local log = os.tmpname()
-    local cmd = string.format("lua5.4 '%s/spec/support/dns.lua' %d %s %s >'%s' 2>&1 & echo $!",
-        _M.root, port, mode, table.concat({ ... }, " "), log)
-    local pid = tonumber((util.run(cmd)):match("%d+"))
-    for _ = 1, 100 do
-        local f = io.open(log)
-        local text = f and f:read("*a") or ""
-        if f then f:close() end
-        if text:find("ready", 1, true) then
-            os.remove(log)
-            return pid
-        end
-        socket.sleep(0.05)
-    end
-    error("stub name server did not start: " .. (util.run("cat '" .. log .. "'")))
-end
-
-local function kill(pid)
-    if pid then
-        util.run("kill " .. pid .. "; for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 " .. pid
-            .. " 2>/dev/null || break; sleep 0.1; done; kill -9 " .. pid .. " 2>/dev/null")
-    end
-end
+local kill = util.kill
 
 function _M.start()
     local out, ok = util.run("make -s -C '" .. _M.root .. "' LUA=luajit")
     assert(ok, "building the C core for LuaJIT failed:\n" .. out)
     local n = {}
     n.dns_port, n.silent_port = udp_port(), udp_port()
-    n.dns_pid = spawn_dns(n.dns_port, "answer", "mock.test=127.0.0.1", "other.test=127.0.0.1")
-    n.silent_pid = spawn_dns(n.silent_port, "silent")
+    n.dns_pid = util.spawn("dns.lua", n.dns_port, "answer", "mock.test=127.0.0.1", "other.test=127.0.0.1")
+    n.silent_pid = util.spawn("dns.lua", n.silent_port, "silent")
     local prefix = os.tmpname()
     os.remove(prefix)
     assert(util.run("mkdir -p '" .. prefix .. "/logs'"))

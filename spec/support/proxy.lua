@@ -62,7 +62,8 @@ local function start(c, head, rest)
         send_all(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         return c:close()
     end
-    if host == "localhost" then host = "127.0.0.1" end
+    -- names of the specs: localhost and *.test are this machine
+    if host == "localhost" or host:match("%.test$") then host = "127.0.0.1" end
     local up = socket.tcp()
     up:settimeout(3)
     if not up:connect(host, tonumber(hport)) then
@@ -74,8 +75,10 @@ local function start(c, head, rest)
     if method == "CONNECT" then
         send_all(c, "HTTP/1.1 200 Connection established\r\n\r\n")
     else
-        -- origin-form request line, the rest of the head unchanged
-        head = method .. " " .. path .. " HTTP/1.1" .. head:sub(#line + 1)
+        -- origin-form request line, one request per connection (so every
+        -- request head passes here and is logged)
+        local fields = head:sub(#line + 1):gsub("\r\n[Cc]onnection:[^\r\n]*", "")
+        head = method .. " " .. path .. " HTTP/1.1\r\nConnection: close" .. fields
         send_all(up, head)
     end
     if rest ~= "" then send_all(up, rest) end

@@ -80,6 +80,39 @@ function _M.free_port()
     return port
 end
 
+--- Start a helper server script of spec/support/ (lua5.4 SCRIPT ARGS...)
+--  in the background; returns its pid once it printed "ready".
+function _M.spawn(script, ...)
+    local log = os.tmpname()
+    local args = {}
+    for i, a in ipairs({ ... }) do args[i] = _M.quote(tostring(a)) end
+    local cmd = string.format("lua5.4 %s %s >%s 2>&1 & echo $!", _M.quote(_M.spec_dir .. "/support/" .. script),
+        table.concat(args, " "), _M.quote(log))
+    local pid = tonumber((_M.run(cmd)):match("%d+"))
+    for _ = 1, 200 do
+        local f = io.open(log)
+        local text = f and f:read("*a") or ""
+        if f then f:close() end
+        if text:find("ready", 1, true) then
+            os.remove(log)
+            return pid
+        end
+        require("socket").sleep(0.05)
+    end
+    local why = _M.run("cat " .. _M.quote(log))
+    os.remove(log)
+    _M.kill(pid)
+    error(script .. " did not start: " .. why)
+end
+
+--- Stop a process started by spawn (TERM, then KILL after a second).
+function _M.kill(pid)
+    if pid then
+        _M.run("kill " .. pid .. "; for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 " .. pid
+            .. " 2>/dev/null || break; sleep 0.1; done; kill -9 " .. pid .. " 2>/dev/null")
+    end
+end
+
 --- The interpreter running the specs (for subprocess checks).
 --- The package.cpath template (an absolute path with "?") under which
 --  this run finds cozmox/core.so: the build the specs use.

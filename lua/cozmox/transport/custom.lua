@@ -4,9 +4,11 @@
 --   transport = function(req) return status, headers, body end
 --
 -- req = { method, url, headers = { [name] = value }, body, timeout,
--- connect_timeout, deadline } (timeout: seconds this attempt may still
--- take; headers include Accept, User-Agent, Accept-Encoding: identity
--- and, unless a redirect left the origin, Authorization).  The function
+-- connect_timeout, deadline, proxy } (timeout: seconds this attempt may
+-- still take, deadline the same as a core.now() instant; headers include
+-- Accept, User-Agent, Accept-Encoding: identity and, unless a redirect
+-- left the origin, Authorization; proxy: the proxy option, for the
+-- function to honour).  The function
 -- returns the status, the response headers (a table of name = value) and
 -- the body: a string, or a function returning the next chunk (nil at the
 -- end, or nil, err when the body broke off).  It may return nil, err
@@ -62,7 +64,8 @@ function Custom:perform(req, want_meta)
     end
     local t0 = now()
     local status, rheaders, body = self.fn({ method = req.method, url = req.url, headers = headers,
-        body = req.body, timeout = req.timeout, connect_timeout = req.connect_timeout, deadline = req.deadline })
+        body = req.body, timeout = req.timeout, connect_timeout = req.connect_timeout, deadline = req.deadline,
+        proxy = s.proxy })
     if type(status) ~= "number" then
         if rheaders == "timeout" then return failure("timeout", "the transport function timed out", 28, false) end
         return failure("network", tostring(rheaders or "transport function failed"), 7, false)

@@ -197,7 +197,7 @@ function Nginx:open(scheme, host, port, deadline, connect_timeout)
     if proxy then chost, cport = proxy.host, proxy.port end
     local addr, needs_resolver = address(chost)
     local pool = str_format("cozmox|%s://%s:%d|%s|%s", scheme, host, port, s.insecure and "insecure" or "verify",
-        proxy and (proxy.host .. ":" .. proxy.port) or "direct")
+        proxy and (proxy.host .. ":" .. proxy.port .. (proxy.auth and ("|" .. ngx.md5(proxy.auth)) or "")) or "direct")
     local ms = left_ms(deadline)
     if not ms then return nil, failure("timeout", "the timeout was reached before connecting", 28) end
     local sock = ngx.socket.tcp()
