@@ -66,6 +66,7 @@
 #include <curl/curl.h>
 #include "compat.h"
 #include "clock.h"
+#include "keeper.h"
 #include "transfer.h"
 #include "easy.h"
 
@@ -111,6 +112,7 @@ typedef struct cz_driver {
     int oom;                      /* a socket callback could not record */
     int closed;
     int gone;                     /* __gc ran: tickets must not look */
+    struct cz_keeper *keeper;     /* the state's: header buffers are kept blocks */
 } cz_driver;
 
 typedef struct ticket {
@@ -219,6 +221,7 @@ static xfer *xfer_acquire(cz_driver *d) {
         x = (xfer *)calloc(1, sizeof *x);
         if (x == NULL) return NULL;
         x->wake_r = x->wake_w = -1;
+        x->hdrs.keeper = d->keeper;
         if (!wake_open(x) || (x->easy = curl_easy_duphandle(d->model)) == NULL ||
             cz_transfer_bind(&x->t, x->easy) != CURLE_OK ||
             curl_easy_setopt(x->easy, CURLOPT_PRIVATE, (char *)x) != CURLE_OK) {
@@ -383,6 +386,7 @@ int cz_driver_new(lua_State *L) {
     d = (cz_driver *)cz_newuserdata(L, sizeof *d);
     memset(d, 0, sizeof *d);
     d->timer_at = -1;
+    d->keeper = cz_keeper_of(L);
     cz_setmetatable(L, DRIVER_MT);
     lua_createtable(L, 0, 1);
     lua_pushvalue(L, 1);

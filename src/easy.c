@@ -25,6 +25,7 @@
 #include <curl/curl.h>
 #include "compat.h"
 #include "json.h"
+#include "keeper.h"
 #include "transfer.h"
 #include "easy.h"
 
@@ -147,6 +148,7 @@ int cz_handle_new(lua_State *L) {
 
     h = (cz_handle *)cz_newuserdata(L, sizeof *h);
     memset(h, 0, sizeof *h);
+    h->hdrs.keeper = cz_keeper_of(L);
     cz_setmetatable(L, CZ_HANDLE_MT);
     lua_getfield(L, 1, "big_integers");
     {
