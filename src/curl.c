@@ -55,14 +55,16 @@ static void share_create(lua_State *L) {
     lua_pop(L, 1);
 }
 
-void cz_share_attach(lua_State *L, CURL *e) {
+CURLSH *cz_share_attach(lua_State *L, CURL *e) {
     cz_share *share;
     luaL_getmetatable(L, SHARE_MT);
     lua_getfield(L, -1, "instance");
     share = (cz_share *)lua_touserdata(L, -1);
     lua_pop(L, 2);
-    if (share != NULL && share->sh != NULL && curl_easy_setopt(e, CURLOPT_SHARE, share->sh) != CURLE_OK)
+    if (share == NULL || share->sh == NULL) return NULL;
+    if (curl_easy_setopt(e, CURLOPT_SHARE, share->sh) != CURLE_OK)
         luaL_error(L, "cozmox: cannot attach the curl share handle");
+    return share->sh;
 }
 
 static const luaL_Reg curl_funcs[] = {

@@ -37,8 +37,9 @@
  * happens before a transfer is added or after curl returned.
  *
  * Ownership.  The driver userdata owns the multi handle, every transfer
- * (a malloc'd struct on its list, whose easy handle, header buffer and
- * wake-up descriptor are pooled for the next request) and, in its user
+ * (a malloc'd struct on its list, whose header buffer and wake-up
+ * descriptor -- and, from libcurl 8.1.0 on, its easy handle -- are
+ * pooled for the next request) and, in its user
  * value table, the handle, each transfer's sink and request table (the
  * body curl sends lives there).  A ticket (x) is what the requesting
  * coroutine holds; its user value is the driver, so the driver outlives
@@ -100,6 +101,9 @@ typedef struct watch {
 typedef struct cz_driver {
     CURLM *m;
     CURL *model;                  /* the handle's easy handle */
+    CURLSH *share;                /* the state's share handle, or NULL */
+    int fresh;                    /* libcurl < 8.1.0: a new easy handle per
+                                   * transfer (see easy.c) */
     struct curl_slist *fixed, *anonymous;
     xfer *live;                   /* started, finished or abandoned */
     xfer *idle;                   /* the pool */
@@ -210,8 +214,20 @@ static void xfer_destroy(xfer *x) {
     free(x);
 }
 
-/* A transfer from the pool, or a new one duplicated from the model.
- * NULL when memory or curl refuse. */
+/* x's easy handle: a duplicate of the model (every option, the share
+ * handle), its callbacks bound to x.  0 when memory or curl refuse. */
+static int easy_setup(cz_driver *d, xfer *x) {
+    x->easy = curl_easy_duphandle(d->model);
+    return x->easy != NULL && (d->share == NULL || curl_easy_setopt(x->easy, CURLOPT_SHARE, d->share) == CURLE_OK) &&
+           cz_transfer_bind(&x->t, x->easy) == CURLE_OK &&
+           curl_easy_setopt(x->easy, CURLOPT_PRIVATE, (char *)x) == CURLE_OK;
+}
+
+/* A transfer from the pool, or a new one.  Before libcurl 8.1.0 an easy
+ * handle never performs twice (a stale pointer into the previous
+ * response's headers, see easy.c): the pool then keeps the wake-up
+ * descriptor and the buffer, and the easy handle is new each time.  NULL
+ * when memory or curl refuse. */
 static xfer *xfer_acquire(cz_driver *d) {
     xfer *x = d->idle;
     if (x != NULL) {
@@ -222,12 +238,14 @@ static xfer *xfer_acquire(cz_driver *d) {
         if (x == NULL) return NULL;
         x->wake_r = x->wake_w = -1;
         x->hdrs.keeper = d->keeper;
-        if (!wake_open(x) || (x->easy = curl_easy_duphandle(d->model)) == NULL ||
-            cz_transfer_bind(&x->t, x->easy) != CURLE_OK ||
-            curl_easy_setopt(x->easy, CURLOPT_PRIVATE, (char *)x) != CURLE_OK) {
+        if (!wake_open(x)) {
             xfer_destroy(x);
             return NULL;
         }
+    }
+    if (x->easy == NULL && !easy_setup(d, x)) {
+        xfer_destroy(x);
+        return NULL;
     }
     x->state = X_IDLE;
     x->in_multi = 0;
@@ -256,21 +274,25 @@ static void xfer_remove(cz_driver *d, xfer *x) {
  * fd stays open) or destroyed.  uv_idx: the driver's user value table, or
  * 0 when the Lua side is gone (__gc of the driver). */
 static void xfer_release(lua_State *L, cz_driver *d, int uv_idx, xfer *x) {
-    int reusable;
     xfer_remove(d, x);
     unlink_live(d, x);
     if (uv_idx != 0 && x->ref != LUA_NOREF) luaL_unref(L, uv_idx, x->ref);
     x->ref = LUA_NOREF;
-    /* should curl refuse, the easy handle is not used again */
-    reusable = cz_request_clear(x->easy, d->fixed, &x->rh) == CURLE_OK;
-    if (x->state == X_ABANDONED) {
-        wake_signal(x);
+    /* The easy handle back at what outlives the request -- or gone: on old
+     * libcurl, when abandoned, or should curl refuse. */
+    if (x->easy != NULL && (d->fresh || x->state == X_ABANDONED ||
+                            curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, d->fixed) != CURLE_OK ||
+                            curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, (char *)NULL) != CURLE_OK)) {
         curl_easy_cleanup(x->easy);
         x->easy = NULL;
+    }
+    cz_req_headers_free(&x->rh);
+    if (x->state == X_ABANDONED) {
+        wake_signal(x);
         cz_buf_free(&x->hdrs);
         x->next = d->retired;
         d->retired = x;
-    } else if (reusable && !d->closed && d->nidle < POOL_MAX) {
+    } else if (!d->closed && d->nidle < POOL_MAX) {
         if (x->hdrs.cap > 64 * 1024) cz_buf_free(&x->hdrs);
         x->state = X_IDLE;
         x->next = d->idle;
@@ -393,6 +415,8 @@ int cz_driver_new(lua_State *L) {
     lua_setfield(L, -2, "handle");
     cz_setuservalue(L, 2);
     d->model = cz_handle_easy(h);
+    d->share = cz_handle_share(h);
+    d->fresh = cz_handle_fresh(h);
     d->fixed = cz_handle_headers(h);
     d->anonymous = cz_handle_anonymous(h);
     d->m = curl_multi_init();
@@ -441,6 +465,18 @@ static int driver_start(lua_State *L) {
     lua_pushvalue(L, entry);
     x->ref = luaL_ref(L, 5);
     cz_request_set(L, x->easy, 2, d->fixed, d->anonymous, &x->rh);
+    {
+        /* as get_many does (multi.c): wait for a connection that can
+         * multiplex over TLS only; over plain HTTP it would serialize */
+        const char *url;
+        lua_pushliteral(L, "url");
+        lua_rawget(L, 2);
+        url = lua_tostring(L, -1);
+        cz_setopt_check(L, curl_easy_setopt(x->easy, CURLOPT_PIPEWAIT,
+                                            url != NULL && strncmp(url, "https:", 6) == 0 ? 1L : 0L),
+                        "CURLOPT_PIPEWAIT");
+        lua_pop(L, 1);
+    }
     cz_sink_push_decoder(L, sink);
     cz_transfer_reset(&x->t, L, &x->hdrs, cz_sink_check(L, sink), lua_gettop(L));
     if (curl_multi_add_handle(d->m, x->easy) != CURLM_OK) return luaL_error(L, "cozmox: cannot start a transfer");

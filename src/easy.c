@@ -21,7 +21,6 @@
  * inside the transfer) raises instead of sharing its state.
  */
 #include <string.h>
-#include <strings.h>
 #include <curl/curl.h>
 #include "compat.h"
 #include "json.h"
@@ -30,7 +29,11 @@
 #include "easy.h"
 
 struct cz_handle {
-    CURL *easy;
+    CURL *easy;                     /* every option set; see `fresh` */
+    CURL *work;                     /* the one performing the current request */
+    CURLSH *share;                  /* the state's share handle (or NULL) */
+    int fresh;                      /* libcurl < 8.1.0: a new duplicate of easy
+                                     * per request (below) */
     struct curl_slist *headers;     /* fixed: Accept, Authorization */
     struct curl_slist *anonymous;   /* fixed: Accept (requests with no_auth) */
     cz_req_headers req;             /* per request, freed after it */
@@ -49,9 +52,19 @@ CURL *cz_handle_easy(cz_handle *h) { return h->easy; }
 struct curl_slist *cz_handle_headers(cz_handle *h) { return h->headers; }
 struct curl_slist *cz_handle_anonymous(cz_handle *h) { return h->anonymous; }
 int *cz_handle_busy(cz_handle *h) { return &h->busy; }
+int cz_handle_fresh(cz_handle *h) { return h->fresh; }
+CURLSH *cz_handle_share(cz_handle *h) { return h->share; }
+
+static void free_req_headers(cz_handle *h);
+
+static void release_work(cz_handle *h) {
+    if (h->work != NULL && h->work != h->easy) curl_easy_cleanup(h->work);
+    h->work = NULL;
+}
 
 static void handle_release(cz_handle *h) {
-    cz_req_headers_free(&h->req);
+    free_req_headers(h);
+    release_work(h);
     if (h->easy) curl_easy_cleanup(h->easy);
     if (h->headers) curl_slist_free_all(h->headers);
     if (h->anonymous) curl_slist_free_all(h->anonymous);
@@ -81,10 +94,17 @@ static int handle_tostring(lua_State *L) {
 
 /* ------------------------------------------------------------ options */
 
+/* t[name] without metamethods: no Lua code of the caller's runs here. */
+static void raw_field(lua_State *L, int idx, const char *name) {
+    idx = cz_absindex(L, idx);
+    lua_pushstring(L, name);
+    lua_rawget(L, idx);
+}
+
 /* Field name of the table at idx: a string or absent. */
 static const char *opt_str(lua_State *L, int idx, const char *name) {
     const char *s = NULL;
-    lua_getfield(L, idx, name);
+    raw_field(L, idx, name);
     if (!lua_isnil(L, -1)) {
         size_t n;
         if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "cozmox.curl: option '%s' must be a string", name);
@@ -99,7 +119,7 @@ static const char *opt_str(lua_State *L, int idx, const char *name) {
 /* A number field that must be there (the Lua side resolves defaults). */
 static lua_Number opt_num(lua_State *L, int idx, const char *name, lua_Number lo, lua_Number hi) {
     lua_Number v;
-    lua_getfield(L, idx, name);
+    raw_field(L, idx, name);
     v = lua_tonumber(L, -1);
     if (lua_type(L, -1) != LUA_TNUMBER || !(v >= lo && v <= hi))
         luaL_error(L, "cozmox.curl: option '%s' missing or out of range", name);
@@ -109,7 +129,7 @@ static lua_Number opt_num(lua_State *L, int idx, const char *name, lua_Number lo
 
 static int opt_bool(lua_State *L, int idx, const char *name) {
     int v;
-    lua_getfield(L, idx, name);
+    raw_field(L, idx, name);
     v = lua_toboolean(L, -1);
     lua_pop(L, 1);
     return v;
@@ -150,7 +170,7 @@ int cz_handle_new(lua_State *L) {
     memset(h, 0, sizeof *h);
     h->hdrs.keeper = cz_keeper_of(L);
     cz_setmetatable(L, CZ_HANDLE_MT);
-    lua_getfield(L, 1, "big_integers");
+    raw_field(L, 1, "big_integers");
     {
         const char *big = lua_tostring(L, -1);
         lua_pop(L, 1);
@@ -191,7 +211,13 @@ int cz_handle_new(lua_State *L) {
     if (ca_file) CZ_SETOPT(L, e, CURLOPT_CAINFO, ca_file);
     if (ca_path) CZ_SETOPT(L, e, CURLOPT_CAPATH, ca_path);
     if (proxy) CZ_SETOPT(L, e, CURLOPT_PROXY, proxy);
-    cz_share_attach(L, e);
+    h->share = cz_share_attach(L, e);
+    /* libcurl before 8.1.0 keeps a stale pointer into the previous
+     * response's headers on a reused easy handle (curl PR #11103): a
+     * server folding its first header line then corrupts the heap.  There
+     * every request gets a fresh duplicate of this never-used handle; the
+     * share handle keeps the connections alive between them. */
+    h->fresh = curl_version_info(CURLVERSION_NOW)->version_num < 0x080100;
     return 1;
 }
 
@@ -214,20 +240,16 @@ void cz_req_headers_free(cz_req_headers *rh) {
     rh->list = NULL;
 }
 
-/* Over TLS (where HTTP/2 may be offered) a new transfer waits for a
- * connection that can multiplex it rather than opening one more; over
- * plain HTTP/1.1 waiting would only serialize them: curl would hold every
- * further transfer to the host until the first one ended.  (Used by the
- * easy handle, get_many and the loop driver.) */
-CURLcode cz_set_pipewait(CURL *e, const char *url) {
-    return curl_easy_setopt(e, CURLOPT_PIPEWAIT, strncasecmp(url, "https:", 6) == 0 ? 1L : 0L);
+static void free_req_headers(cz_handle *h) {
+    cz_req_headers_free(&h->req);
 }
 
 /* Set method, URL, body, headers and time limits of the request at
- * req_idx on e.  The per-request list borrows the fixed list (fixed, or
- * anonymous for no_auth) as its tail (unlinked again by
+ * req_idx on e.  The per-request list rh borrows the fixed list (fixed,
+ * or anonymous for no_auth) as its tail (unlinked again by
  * cz_req_headers_free).  The body is not copied: the request table must
- * outlive the transfer.  Raises only here, before the transfer starts. */
+ * outlive the transfer.  Raises only here, before the transfer starts.
+ * Used by the handle and the loop driver (driver.c). */
 void cz_request_set(lua_State *L, CURL *e, int req_idx, struct curl_slist *fixed_auth,
                     struct curl_slist *anonymous, cz_req_headers *rh) {
     const char *method, *url, *body;
@@ -236,11 +258,10 @@ void cz_request_set(lua_State *L, CURL *e, int req_idx, struct curl_slist *fixed
     lua_Number timeout, connect_timeout;
     struct curl_slist *fixed;
 
-    req_idx = cz_absindex(L, req_idx);
-    lua_getfield(L, req_idx, "method");
-    lua_getfield(L, req_idx, "url");
-    lua_getfield(L, req_idx, "body");
-    lua_getfield(L, req_idx, "headers");
+    raw_field(L, req_idx, "method");
+    raw_field(L, req_idx, "url");
+    raw_field(L, req_idx, "body");
+    raw_field(L, req_idx, "headers");
     hdr_idx = lua_gettop(L);
     method = lua_tostring(L, hdr_idx - 3);
     url = lua_tostring(L, hdr_idx - 2);
@@ -267,7 +288,6 @@ void cz_request_set(lua_State *L, CURL *e, int req_idx, struct curl_slist *fixed
     if (body != NULL && (!add_req_header(rh, "Content-Type: application/json") || !add_req_header(rh, "Expect:")))
         luaL_error(L, "cozmox: out of memory");
     CZ_SETOPT(L, e, CURLOPT_URL, url);
-    cz_setopt_check(L, cz_set_pipewait(e, url), "CURLOPT_PIPEWAIT");
     CZ_SETOPT(L, e, CURLOPT_TIMEOUT_MS, to_ms(timeout));
     CZ_SETOPT(L, e, CURLOPT_CONNECTTIMEOUT_MS, to_ms(connect_timeout < timeout ? connect_timeout : timeout));
     CZ_SETOPT(L, e, CURLOPT_CUSTOMREQUEST, (char *)NULL);
@@ -291,18 +311,18 @@ void cz_request_set(lua_State *L, CURL *e, int req_idx, struct curl_slist *fixed
     lua_settop(L, hdr_idx - 4);
 }
 
-/* After a transfer: the handle back to its fixed headers and no body
- * (what duplicates start from), then the request's own headers freed.
- * Not CURLE_OK: curl refused, and e may still point at the freed list
- * (the caller must not use it again). */
-CURLcode cz_request_clear(CURL *e, struct curl_slist *fixed_auth, cz_req_headers *rh) {
-    CURLcode rc = curl_easy_setopt(e, CURLOPT_HTTPHEADER, fixed_auth);
-    if (rc == CURLE_OK) rc = curl_easy_setopt(e, CURLOPT_POSTFIELDS, (char *)NULL);
-    cz_req_headers_free(rh);
-    return rc;
+/* Stack: [1] light userdata handle, [2] req.  cz_request_set, protected:
+ * it reads the caller's table, so it may raise. */
+static int setup_protected(lua_State *L) {
+    cz_handle *h = (cz_handle *)lua_touserdata(L, 1);
+    cz_request_set(L, h->work, 2, h->headers, h->anonymous, &h->req);
+    return 0;
 }
 
-/* h:perform(req, want_meta) -> record.  Stack: [1] h, [2] req, [3] want_meta. */
+/* h:perform(req, want_meta) -> record.  Stack: [1] h, [2] req, [3] want_meta.
+ * The handle is busy from before anything that could run Lua (a
+ * finalizer, at any allocation) until its record is built, so no nested
+ * use -- a close included -- can touch it meanwhile. */
 static int handle_perform(lua_State *L) {
     cz_handle *h = cz_check_handle(L, 1);
     int want_meta = lua_toboolean(L, 3), status, broken = 0;
@@ -311,21 +331,44 @@ static int handle_perform(lua_State *L) {
     luaL_checktype(L, 2, LUA_TTABLE);
     if (h->busy) return luaL_error(L, "cozmox: handle is already performing a request");
     lua_settop(L, 2);
-    cz_request_set(L, h->easy, 2, h->headers, h->anonymous, &h->req);
     cz_getuservalue(L, 1);         /* [3] sink */
     cz_sink_push_decoder(L, 3);    /* [4] its decoder */
     cz_transfer_push_recorder(L);  /* [5] */
+    lua_pushcfunction(L, setup_protected); /* [6] */
     /* used by the callbacks and the record, which must not grow it */
     luaL_checkstack(L, 24, "cozmox: Lua stack exhausted");
     h->busy = 1;
+    release_work(h);
+    h->work = h->fresh ? curl_easy_duphandle(h->easy) : h->easy;
+    if (h->work == NULL || (h->fresh && h->share != NULL &&
+                            curl_easy_setopt(h->work, CURLOPT_SHARE, h->share) != CURLE_OK)) {
+        release_work(h);
+        h->busy = 0;
+        return luaL_error(L, "cozmox: cannot set up a transfer (out of memory)");
+    }
+    lua_pushvalue(L, 6);
+    lua_pushlightuserdata(L, h);
+    lua_pushvalue(L, 2);
+    if (lua_pcall(L, 2, 0, 0) != 0) {
+        if (!h->fresh) curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->headers); /* before the list goes */
+        free_req_headers(h);
+        if (h->fresh) release_work(h);
+        h->busy = 0;
+        return lua_error(L);
+    }
     cz_transfer_reset(&h->t, L, &h->hdrs, cz_sink_check(L, 3), 4);
-    rc = curl_easy_perform(h->easy);
-    /* Point the handle back at what outlives the request (get_many
-     * duplicates it).  Should curl refuse, the handle would keep pointers
-     * to freed lists: it is closed instead ("handle is closed" next). */
-    if (cz_request_clear(h->easy, h->headers, &h->req) != CURLE_OK) broken = 1;
+    h->t.easy = h->work;
+    rc = curl_easy_perform(h->work);
+    /* Point a reused handle back at what outlives the request (get_many
+     * duplicates it).  Should curl refuse, it would keep pointers to
+     * freed lists: it is closed instead ("handle is closed" next). */
+    if (!h->fresh && (curl_easy_setopt(h->work, CURLOPT_HTTPHEADER, h->headers) != CURLE_OK ||
+                      curl_easy_setopt(h->work, CURLOPT_POSTFIELDS, (char *)NULL) != CURLE_OK))
+        broken = 1;
     /* The record runs the decoder's last step: busy until it is built. */
     status = cz_transfer_record_pcall(L, 5, &h->t, rc, want_meta);
+    free_req_headers(h);
+    if (h->fresh) release_work(h);
     h->busy = 0;
     if (broken) handle_release(h);
     if (status != 0) return lua_error(L);

@@ -28,18 +28,17 @@ struct curl_slist *cz_handle_anonymous(cz_handle *h); /* fixed: Accept (no_auth)
 int *cz_handle_busy(cz_handle *h);
 
 /* Method, URL, body, header lines and time limits of the request table
- * at req_idx set on e (see easy.c); raises for a malformed request.
- * cz_request_clear undoes the per-request part after the transfer. */
+ * at req_idx set on e (see easy.c); raises for a malformed request. */
 void cz_request_set(lua_State *L, CURL *e, int req_idx, struct curl_slist *fixed_auth,
                     struct curl_slist *anonymous, cz_req_headers *rh);
-CURLcode cz_request_clear(CURL *e, struct curl_slist *fixed_auth, cz_req_headers *rh);
 void cz_req_headers_free(cz_req_headers *rh);
-/* CURLOPT_PIPEWAIT for url: on for https://, off for http:// (easy.c). */
-CURLcode cz_set_pipewait(CURL *e, const char *url);
 
 /* Attach the Lua state's curl share handle (DNS, TLS sessions,
- * connections) to e (curl.c). */
-void cz_share_attach(lua_State *L, CURL *e);
+ * connections) to e and return it (NULL: none) (curl.c). */
+CURLSH *cz_share_attach(lua_State *L, CURL *e);
+/* Whether each transfer must run on a fresh duplicate (easy.c). */
+int cz_handle_fresh(cz_handle *h);
+CURLSH *cz_handle_share(cz_handle *h);
 
 /* handle:perform_many(reqs, concurrency, want_meta) (multi.c). */
 int cz_perform_many(lua_State *L);

@@ -390,6 +390,21 @@ local HOSTILE_HEADS = {
   ["header-repeats"] = function()
     return "HTTP/1.1 200 OK\r\n" .. str_rep("X-Rep: abcdefghijklm\r\n", 20000) .. "Content-Length: 2\r\n\r\n{}"
   end,
+  -- the first header line folded (obs-fold with nothing to continue)
+  ["folded-first"] = function()
+    return "HTTP/1.1 200 OK\r\n X-Folded: y\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+  end,
+  -- header values whose blanks make a backtracking pattern quadratic
+  ["blank-runs"] = function(body)
+    local blanks = str_rep(" ", 40000)
+    return "HTTP/1.1 200 OK\r\nX-A: a" .. blanks .. "b\r\nX-B: a" .. blanks .. "b\r\nContent-Length:" .. blanks ..
+           #body .. blanks .. "\r\n\r\n" .. body
+  end,
+  -- a 503 whose X-RateLimit-Reset is 60,000 digits and then an x
+  ["reset-digits"] = function()
+    return "HTTP/1.1 503 Service Unavailable\r\nX-RateLimit-Reset: " .. str_rep("1", 60000) ..
+           "x\r\nContent-Length: 2\r\n\r\n{}"
+  end,
   -- a header line without a colon
   ["header-garbage"] = function()
     return "HTTP/1.1 200 OK\r\nthis is not a header\r\nContent-Length: 2\r\n\r\n{}"

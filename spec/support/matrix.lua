@@ -71,6 +71,10 @@ _M.cases = {
       custom = "lenient" },
     { name = "20,000 repeated headers (440 KB)", id = "raw?head=header-repeats",
       expect = { kind = "network", message = "header", max_elapsed = 2 }, custom = "lenient" },
+    { name = "40,000 blanks inside header values: read in linear time", id = "raw?head=blank-runs",
+      opts = { timeout = 2 }, expect = { ok = true, max_elapsed = 1 } },
+    { name = "a 60,000-digit X-RateLimit-Reset: ignored at once", id = "raw?head=reset-digits",
+      opts = { timeout = 2, max_retries = 1 }, expect = { kind = "http", status = 503, max_elapsed = 1 } },
     { name = "a header line without a colon", id = "raw?head=header-garbage", expect = { kind = "network" },
       custom = "lenient" },
     -- connections

@@ -341,8 +341,26 @@ end
 
 -- ------------------------------------------------------------ head
 
-local TOKEN = "^([!#$%%&'*+.^_`|~%w-]+):[ \t]*(.-)[ \t]*$"
+local NAME = "^([!#$%%&'*+.^_`|~%w-]+):()"
 local LINE_LIMIT = 100 * 1024 -- curl refuses longer header lines too
+
+-- s[from..] without the spaces and tabs at either end, in linear time
+-- (a pattern like "^%s*(.-)%s*$" backtracks quadratically on a long run
+-- of blanks, and Lua pattern matching never yields to the deadline).
+local function trim(s, from)
+    local i, j = from or 1, #s
+    local b = str_byte(s, i)
+    while b == 32 or b == 9 do
+        i = i + 1
+        b = str_byte(s, i)
+    end
+    b = str_byte(s, j)
+    while j >= i and (b == 32 or b == 9) do
+        j = j - 1
+        b = str_byte(s, j)
+    end
+    return str_sub(s, i, j)
+end
 
 -- Header lines -> { [lower name] = value }, repeats joined with ", ", in
 -- time linear in the section (a repeat collects parts, joined once).
@@ -355,11 +373,12 @@ local function parse_headers(section)
         if c == 32 or c == 9 then
             if not last then return nil, "malformed header line in the response" end
             local v = h[last]
-            local folded = str_match(line, "^[ \t]*(.-)[ \t]*$")
+            local folded = trim(line)
             if type(v) == "table" then v[#v] = v[#v] .. " " .. folded else h[last] = v .. " " .. folded end
         else
-            local name, value = str_match(line, TOKEN)
+            local name, at = str_match(line, NAME)
             if not name then return nil, "malformed header line in the response" end
+            local value = trim(line, at)
             name = str_lower(name)
             local old = h[name]
             if old == nil then h[name] = value
@@ -411,14 +430,17 @@ end
 -- false when the values are not one non-negative integer.
 local function content_length(value)
     if value == nil then return nil end
-    local n
-    for item in (value .. ","):gmatch("[ \t]*([^,]-)[ \t]*,") do
-        if not str_match(item, "^%d+$") or #item > 15 then return false end
+    local n, from = nil, 1
+    while true do
+        local comma = str_find(value, ",", from, true)
+        local item = trim(str_sub(value, from, comma and comma - 1 or #value))
+        if #item == 0 or #item > 15 or str_find(item, "[^%d]") then return false end
         local v = tonumber(item)
         if n and v ~= n then return false end
         n = v
+        if not comma then return n end
+        from = comma + 1
     end
-    return n or false
 end
 
 -- ------------------------------------------------------------ body
@@ -544,7 +566,7 @@ function Nginx:exchange(req, want_meta)
         outcome = nil
     elseif te then
         keep = keep and length == nil
-        if str_match(str_lower(te), "chunked%s*$") then
+        if str_sub(str_lower(trim(te)), -7) == "chunked" then
             outcome = read_chunked(reader, sink)
         else
             keep = false
