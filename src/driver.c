@@ -4,8 +4,9 @@
  *
  *   d = curl.driver(handle)     one multi handle; handle (curl.handle) is
  *                               the template every transfer duplicates:
- *                               TLS, gzip, HTTP/2 + PIPEWAIT, limits, the
- *                               share handle, the sink's limits
+ *                               TLS, gzip, HTTP/2 + PIPEWAIT, limits,
+ *                               the sink's limits (its connections stay
+ *                               in this multi handle's own cache)
  *   x = d:start(req, want_meta) a transfer (req: see easy.c) on the multi
  *   fds, timeout = d:watch()    what curl waits for: { { fd =, events =
  *                               "r" | "w" | "rw" }, ... } and the seconds
@@ -101,7 +102,6 @@ typedef struct watch {
 typedef struct cz_driver {
     CURLM *m;
     CURL *model;                  /* the handle's easy handle */
-    CURLSH *share;                /* the state's share handle, or NULL */
     int fresh;                    /* libcurl < 8.1.0: a new easy handle per
                                    * transfer (see easy.c) */
     struct curl_slist *fixed, *anonymous;
@@ -214,12 +214,15 @@ static void xfer_destroy(xfer *x) {
     free(x);
 }
 
-/* x's easy handle: a duplicate of the model (every option, the share
- * handle), its callbacks bound to x.  0 when memory or curl refuse. */
+/* x's easy handle: a duplicate of the model (every option), its
+ * callbacks bound to x.  Not attached to the state's share handle: the
+ * client's connections live in its own multi handle's cache, go when the
+ * client is closed, and are never handed to another multi handle (curl
+ * cannot multiplex HTTP/2 on a connection another multi handle made; get_many
+ * would open one connection per transfer).  0 when memory or curl refuse. */
 static int easy_setup(cz_driver *d, xfer *x) {
     x->easy = curl_easy_duphandle(d->model);
-    return x->easy != NULL && (d->share == NULL || curl_easy_setopt(x->easy, CURLOPT_SHARE, d->share) == CURLE_OK) &&
-           cz_transfer_bind(&x->t, x->easy) == CURLE_OK &&
+    return x->easy != NULL && cz_transfer_bind(&x->t, x->easy) == CURLE_OK &&
            curl_easy_setopt(x->easy, CURLOPT_PRIVATE, (char *)x) == CURLE_OK;
 }
 
@@ -415,7 +418,6 @@ int cz_driver_new(lua_State *L) {
     lua_setfield(L, -2, "handle");
     cz_setuservalue(L, 2);
     d->model = cz_handle_easy(h);
-    d->share = cz_handle_share(h);
     d->fresh = cz_handle_fresh(h);
     d->fixed = cz_handle_headers(h);
     d->anonymous = cz_handle_anonymous(h);

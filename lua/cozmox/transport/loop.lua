@@ -6,9 +6,10 @@
 -- curl multi handle per client (the C driver, src/driver.c) runs every
 -- request of every coroutine that uses the client; each request gets its
 -- own easy handle from the driver's pool (duplicated from one template
--- handle: TLS verification, gzip, HTTP/2 with PIPEWAIT, limits, the share
--- handle), its own response sink and its own result record, as with the
--- blocking curl transport.
+-- handle: TLS verification, gzip, HTTP/2 with PIPEWAIT, limits), its own
+-- response sink and its own result record, as with the blocking curl
+-- transport.  The client's connections live in its multi handle's own
+-- cache (kept alive between its requests, closed with the client).
 --
 -- Waiting happens here, in Lua, outside every C frame: the driver says
 -- which descriptors curl wants watched and when its timer is due, the
