@@ -75,7 +75,7 @@
 #define DRIVER_MT "cozmox.curl.driver"
 #define TICKET_MT "cozmox.curl.transfer"
 #define POOL_MAX 16
-#define CLOSED_MESSAGE "the client was closed during the request"
+#define CLOSED_MESSAGE "the client was closed during the call"
 
 enum { X_IDLE = 0, X_RUNNING, X_DONE, X_ABANDONED };
 

@@ -53,7 +53,9 @@ local GUARD = 1
 _M.NOT_IN_COROUTINE = "a client with a loop adapter must be called from inside a coroutine "
     .. "that the host's loop resumes (it suspends that coroutine while the request runs); "
     .. "wrap the call, e.g. coroutine.wrap(function() ... end)()"
-local CLOSED = "the client was closed during the request"
+local CLOSED = "the client was closed during the call"
+-- (curl's code for a transfer the driver ended when the client closed)
+local ABORTED = 42
 
 local Loop = {}
 Loop.__index = Loop
@@ -150,7 +152,7 @@ function Loop:perform_many(reqs, concurrency, want_meta)
     local co = current()
     if not co or self.closed then
         for i = 1, n do
-            out[i] = co and failure("network", CLOSED, 42) or failure("config", _M.NOT_IN_COROUTINE, 2)
+            out[i] = co and failure("closed", CLOSED, 0, true) or failure("config", _M.NOT_IN_COROUTINE, 2)
         end
         return out
     end
@@ -167,7 +169,7 @@ function Loop:perform_many(reqs, concurrency, want_meta)
         local started = false
         while next_i <= n and #xs < concurrency do
             if self.closed then -- (closed by another coroutine meanwhile)
-                for i = next_i, n do out[i] = failure("network", CLOSED, 42) end
+                for i = next_i, n do out[i] = failure("closed", CLOSED, 0, true) end
                 next_i = n + 1
                 break
             end
@@ -188,7 +190,9 @@ function Loop:perform_many(reqs, concurrency, want_meta)
         if not ok then give_up(err) end
         for k = #xs, 1, -1 do
             if xs[k]:done() then
-                out[at[k]] = xs[k]:finish()
+                local rec = xs[k]:finish()
+                if rec.code == ABORTED and self.closed then rec.kind, rec.code = "closed", 0 end
+                out[at[k]] = rec
                 table.remove(xs, k)
                 table.remove(ds, k)
                 table.remove(at, k)

@@ -309,21 +309,41 @@ function Reader:take(n)
     return data
 end
 
--- Bytes up to the first `delim` (not included), at most max of them.
--- Returns the text, or nil, err ("too long" past max).
-function Reader:until_delim(delim, max)
+-- The end of a response head in s: the empty line that ends it, after a
+-- CRLF or (as curl accepts) a bare LF.  Returns where the terminator
+-- starts and ends, or nil.
+local function head_end(s)
+    local i = 1
+    while true do
+        local lf = str_find(s, "\n", i, true)
+        if not lf then return nil end
+        local b = str_byte(s, lf + 1)
+        if b == 10 then return lf, lf + 1 end
+        if b == 13 and str_byte(s, lf + 2) == 10 then return lf, lf + 2 end
+        i = lf + 1
+    end
+end
+
+-- One line: up to the next LF (a CR before it dropped).
+local function line_end(s)
+    return str_find(s, "\n", 1, true)
+end
+
+-- Bytes up to the terminator that ends(carry) -> start, stop finds (not
+-- included), at most max of them; `keep` bytes of a round are carried
+-- into the next in case a terminator straddles two reads.  Returns the
+-- text, or nil, err ("too long" past max), partial (whether bytes came).
+function Reader:until_end(ends, keep, max)
     local parts, size = {}, 0
     local carry = self.buf
     self.buf = ""
     while true do
-        local at = str_find(carry, delim, 1, true)
+        local at, stop = ends(carry)
         if at then
             parts[#parts + 1] = str_sub(carry, 1, at - 1)
-            self.buf = str_sub(carry, at + #delim)
+            self.buf = str_sub(carry, stop + 1)
             return concat(parts)
         end
-        -- keep a possible start of delim for the next round
-        local keep = #delim - 1
         if #carry > keep then
             parts[#parts + 1] = str_sub(carry, 1, #carry - keep)
             size = size + #carry - keep
@@ -337,6 +357,13 @@ function Reader:until_delim(delim, max)
         end
         carry = carry .. data
     end
+end
+
+-- A line of at most max bytes, without its CRLF or bare LF.
+function Reader:line(max)
+    local line, err, partial = self:until_end(line_end, 0, max)
+    if line and str_byte(line, -1) == 13 then line = str_sub(line, 1, -2) end
+    return line, err, partial
 end
 
 -- ------------------------------------------------------------ head
@@ -397,7 +424,7 @@ end
 -- deadline.  Returns status, version, headers, or nil, nil, record.
 read_head = function(reader)
     while true do
-        local section, err, partial = reader:until_delim("\r\n\r\n", HEAD_MAX)
+        local section, err, partial = reader:until_end(head_end, 2, HEAD_MAX)
         if not section then
             local started = partial or reader.got > 0
             if err == "too long" then
@@ -410,16 +437,17 @@ read_head = function(reader)
             end
             return nil, nil, failure("network", "reading the response headers: " .. tostring(err), 56, started)
         end
-        local eol = str_find(section, "\r\n", 1, true) or (#section + 1)
+        local eol = str_find(section, "\n", 1, true) or (#section + 1)
         if eol > LINE_LIMIT then
             return nil, nil, failure("network", "response header line too long (over 100 KB)", 8, true)
         end
-        local version, code, rest = str_match(str_sub(section, 1, eol - 1), "^HTTP/(1%.[01]) (%d%d%d)(.*)$")
+        local version, code, rest = str_match(str_sub(section, 1, eol - 1), "^HTTP/(1%.[01]) ([1-9]%d%d)(.*)$")
+        if rest and str_byte(rest, -1) == 13 then rest = str_sub(rest, 1, -2) end
         if not version or (rest ~= "" and str_sub(rest, 1, 1) ~= " ") then
             return nil, nil, failure("network", "malformed status line in the response", 8, true)
         end
         local status = tonumber(code)
-        local headers, why = parse_headers(str_sub(section, eol + 2))
+        local headers, why = parse_headers(str_sub(section, eol + 1))
         if not headers then return nil, nil, failure("network", why, 8, true) end
         if status >= 200 then return status, version, headers end
         -- 1xx: an interim response; the final one follows
@@ -466,7 +494,7 @@ end
 
 local function read_chunked(reader, sink)
     while true do
-        local line, err = reader:until_delim("\r\n", LINE_MAX)
+        local line, err = reader:line(LINE_MAX)
         if not line then return body_failure(err, "broken chunked encoding", 56) end
         local hex = str_match(line, "^(%x+)[ \t]*;") or str_match(line, "^(%x+)[ \t]*$")
         if not hex or #hex > 12 then
@@ -477,7 +505,7 @@ local function read_chunked(reader, sink)
             -- trailer lines, up to the empty one
             local total = 0
             while true do
-                local trailer, terr = reader:until_delim("\r\n", LINE_MAX)
+                local trailer, terr = reader:line(LINE_MAX)
                 if not trailer then return body_failure(terr, "broken chunked encoding", 56) end
                 if trailer == "" then return nil end
                 total = total + #trailer
@@ -490,7 +518,7 @@ local function read_chunked(reader, sink)
             if rec.code == 18 then rec.message, rec.code = "broken chunked encoding: the body ended early", 56 end
             return rec
         end
-        local crlf, cerr = reader:until_delim("\r\n", 2)
+        local crlf, cerr = reader:line(2)
         if crlf ~= "" then
             return crlf and failure("network", "broken chunked encoding: no CRLF after a chunk", 56, true)
                 or body_failure(cerr, "broken chunked encoding", 56)
@@ -604,6 +632,7 @@ end
 -- the next one, at most once per connection the pool can hold (the last
 -- try is then a new connection).
 function Nginx:perform(req, want_meta)
+    if self.closed then return transport.closed() end
     for _ = 1, POOL_SIZE + 1 do
         local rec, stale = self:exchange(req, want_meta)
         if not stale then return rec end
@@ -628,6 +657,8 @@ function Nginx:perform_many(reqs, concurrency, want_meta)
     return out
 end
 
-function Nginx.close() end
+function Nginx:close()
+    self.closed = true
+end
 
 return _M
