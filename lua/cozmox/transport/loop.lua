@@ -191,7 +191,7 @@ function Loop:perform_many(reqs, concurrency, want_meta)
         for k = #xs, 1, -1 do
             if xs[k]:done() then
                 local rec = xs[k]:finish()
-                if rec.code == ABORTED and self.closed then rec.kind, rec.code = "closed", 0 end
+                if rec.code == ABORTED and self.closed then rec = failure("closed", CLOSED, 0, rec.started) end
                 out[at[k]] = rec
                 table.remove(xs, k)
                 table.remove(ds, k)
