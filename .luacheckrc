@@ -12,7 +12,13 @@ std = "max"
 
 -- Inside nginx the library looks for the `ngx` table (the cosocket
 -- transport, ngx.sleep for retries).
-files["lua"] = { read_globals = { "ngx" } }
+-- Inside Neovim the luv adapter resumes through vim.schedule.
+files["lua"] = { read_globals = { "ngx", "vim" } }
+
+-- Code that only ever runs inside Neovim (the `vim` API table).
+files["examples/neovim"] = { globals = { "vim" } }
+files["spec/hosts/neovim_run.lua"] = { globals = { "vim" } }
+files["spec/hosts/neovim_example.lua"] = { globals = { "vim" } }
 
 -- Code that only ever runs inside nginx's LuaJIT (lua-nginx-module).
 files["spec/mock"] = { std = "ngx_lua" }

@@ -4,7 +4,7 @@
 #   make LUA_VERSION=5.1|5.3     build for another Lua (LUA=luajit for LuaJIT)
 #   make install PREFIX=/tree    install modules, core and the cozmox command
 #   make test | make demo | make lint | make clean
-#   make test-hosts              the specs inside programs that embed Lua (HAProxy, ...)
+#   make test-hosts              the specs inside programs that embed Lua (Neovim, luv, cqueues, HAProxy)
 #
 # Memory safety (each installs what it needs through scripts/deps.sh):
 #   make sanitize                the whole suite against an ASan+UBSan core
@@ -63,8 +63,8 @@ endif
 # core-only entry points).
 SRCS      := $(wildcard src/*.c)
 HDRS      := $(wildcard src/*.h)
-CURL_ONLY := src/curl.c src/easy.c src/transfer.c src/multi.c
-CORE_ONLY := src/core.c src/clock.c src/escape.c
+CURL_ONLY := src/curl.c src/easy.c src/transfer.c src/multi.c src/driver.c
+CORE_ONLY := src/core.c src/escape.c
 BUILD     := build/$(TAG)
 obj        = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(1))
 CORE_OBJS := $(call obj,$(filter-out $(CURL_ONLY),$(SRCS)))
@@ -301,20 +301,25 @@ numcheck:
 	@./build/numcheck $(NUMCHECK_COUNT) $(NUMCHECK_SEED)
 	@./build/numcheck --files spec/fixtures/JSONTestSuite/test_parsing/*.json
 
-# --- make test-hosts --------------------------------------------------------
-# The specs tagged #hosts: the client inside the real programs that embed
-# Lua, each installed here through DEPS_EXTRA, run against the mock API
-# under Lua 5.4 (the specs start the hosts themselves):
-#   HAProxy 2.6 (its Lua is 5.3: the C core is built for it too,
-#   build/lua5.3)                                   spec/haproxy_spec.lua
-# The other hosts (Neovim, luv, cqueues, the C host) add their packages to
-# HOSTS_DEPS and their specs, tagged #hosts, beside these.
-HOSTS_DEPS := haproxy lua5.3 liblua5.3-dev
+# --- make test-hosts ----------------------------------------------------------
+# The specs tagged #hosts: the loop-driven transport inside the real
+# programs that embed Lua (README, "Plugins and other hosts"), each
+# installed here through DEPS_EXTRA, run against the mock under Lua 5.4
+# (the specs start the hosts themselves): Neovim headless on its LuaJIT
+# (the core built by LUA=luajit), lua5.4 + lua-luv, lua5.4 + lua-cqueues,
+# HAProxy 2.6 on its Lua 5.3 (the core built by LUA_VERSION=5.3;
+# spec/haproxy_spec.lua), and the host examples (spec/hosts/).  A host
+# that is missing fails its spec; none is skipped.  Each spec prints its figures.  The C host with
+# two threads (spec/loop_host_spec.lua) needs nothing extra: it runs in
+# make test, test-all and sanitize.  A new host adds its packages to
+# HOSTS_DEPS and its specs, tagged #hosts.
+HOSTS_DEPS := neovim lua-luv lua-cqueues haproxy lua5.3 liblua5.3-dev
 
 .PHONY: test-hosts
 
 test-hosts:
 	@DEPS_EXTRA="$(HOSTS_DEPS)" bash scripts/deps.sh
 	@$(MAKE) -s --no-print-directory all
+	@$(MAKE) -s --no-print-directory LUA=luajit all
 	@$(MAKE) -s --no-print-directory LUA_VERSION=5.3 all
 	@$(RUN_ENV) LUA_BIN=$(LUA_BIN) bash scripts/with-mock.sh bash scripts/run-specs.sh $(LUA_BIN) --tags=hosts

@@ -40,8 +40,8 @@ build = {
       -- The curl transport, loaded on the first request through curl.
       ["cozmox.curl"] = {
          sources = {
-            "src/buffer.c", "src/curl.c", "src/easy.c", "src/jdecode.c", "src/jencode.c",
-            "src/keeper.c", "src/multi.c", "src/numconv.c", "src/sink.c", "src/transfer.c",
+            "src/buffer.c", "src/clock.c", "src/curl.c", "src/driver.c", "src/easy.c", "src/jdecode.c",
+            "src/jencode.c", "src/keeper.c", "src/multi.c", "src/numconv.c", "src/sink.c", "src/transfer.c",
          },
          libraries = { "curl", "z" },
          incdirs = { "$(CURL_INCDIR)" },
@@ -61,6 +61,7 @@ build = {
       ["cozmox.transport.curl"] = "lua/cozmox/transport/curl.lua",
       ["cozmox.transport.custom"] = "lua/cozmox/transport/custom.lua",
       ["cozmox.transport.haproxy"] = "lua/cozmox/transport/haproxy.lua",
+      ["cozmox.transport.loop"] = "lua/cozmox/transport/loop.lua",
       ["cozmox.transport.nginx"] = "lua/cozmox/transport/nginx.lua",
       ["cozmox.types"] = "lua/cozmox/types.lua",
    },

@@ -10,9 +10,11 @@
 #
 # git: luarocks pack fetches a git+ source (spec/install_spec.lua makes a release).
 #
-# The Makefile's targets add theirs that way: make sanitize, valgrind,
-# fuzz, test-all, and test-hosts (the programs that embed Lua: haproxy,
-# which runs Lua 5.3, so lua5.3 and liblua5.3-dev too).
+# The Makefile's targets bring their extras this way: make sanitize and
+# make fuzz (clang, llvm), make valgrind, make test-all (the other Lua
+# interpreters), make test-hosts (the host programs: neovim, lua-luv,
+# lua-cqueues, haproxy with Lua 5.3
+# for its C core -- HOSTS_DEPS).
 #
 # Never add the package `luajit`: it conflicts with nginx's libluajit2
 # (the LuaJIT interpreter package compatible with it is `luajit2`).

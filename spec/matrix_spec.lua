@@ -37,6 +37,19 @@ end
 -- What someone with luasocket plugs in (spec/support/luasocket_transport.lua).
 local luasocket = require("support.luasocket_transport")
 
+-- The loop transport (option loop): each call runs in a coroutine of a
+-- small poll loop of its own (spec/support/scheduler.lua).
+local scheduler = require("support.scheduler")
+local current_loop
+local loop_adapter = { wait = function(fds, timeout) return current_loop.adapter.wait(fds, timeout) end }
+local function loop_get(c, id)
+    local s, err
+    current_loop = scheduler.new(scheduler.select_poll)
+    current_loop.spawn(function() s, err = c.session.get(id) end)
+    current_loop.run()
+    return s, err
+end
+
 local TRANSPORTS = {
     { name = "curl", get = function(c, id) return c.session.get(id) end,
       opts = function(o) o.transport = "curl" end },
@@ -46,6 +59,8 @@ local TRANSPORTS = {
       end, opts = function(o) o.transport = "curl" end },
     { name = "transport function (luasocket)", custom = true, get = function(c, id) return c.session.get(id) end,
       opts = function(o) o.transport = luasocket end },
+    { name = "loop (curl multi driven by a poll loop)", get = loop_get,
+      opts = function(o) o.loop = loop_adapter end },
 }
 
 for _, t in ipairs(TRANSPORTS) do

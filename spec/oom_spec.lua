@@ -24,15 +24,8 @@ describe("out of memory", function()
             pending("LuaJIT x86_64 has no custom allocators (lua_newstate returns NULL)")
             return
         end
-        local core
-        for template in package.cpath:gmatch("[^;]+") do
-            local f = template:gsub("%?", "cozmox/core")
-            local h = io.open(f)
-            if h then h:close() core = f break end
-        end
-        assert(core, "cozmox.core not found on package.cpath")
+        local core = util.core_template():gsub("%?", "cozmox/core")
         local lua_pc = "lua" .. _VERSION:match("%d+%.%d+")
-        if core:sub(1, 1) ~= "/" then core = os.getenv("PWD") .. "/" .. core end
 
         local dir = os.tmpname()
         os.remove(dir)

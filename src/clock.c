@@ -15,9 +15,13 @@ int cz_clock_sleep(lua_State *L) {
     return 0;
 }
 
-int cz_clock_now(lua_State *L) {
+double cz_clock_monotonic(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int cz_clock_now(lua_State *L) {
+    lua_pushnumber(L, (lua_Number)cz_clock_monotonic());
     return 1;
 }

@@ -5,7 +5,7 @@
  * require("cozmox") itself: a process (or an nginx worker on cosockets)
  * that never needs curl never loads libcurl and the libraries it pulls in.
  * Registration only; the handle is easy.c, transfers transfer.c, curl
- * multi multi.c.  It carries its own copy of the codec and the sink (the
+ * multi multi.c, the loop-driven multi handle driver.c.  It carries its own copy of the codec and the sink (the
  * same sources as cozmox.core, private to this .so).
  */
 #include <curl/curl.h>
@@ -69,6 +69,7 @@ CURLSH *cz_share_attach(lua_State *L, CURL *e) {
 
 static const luaL_Reg curl_funcs[] = {
     {"handle", cz_handle_new},
+    {"driver", cz_driver_new},
     {NULL, NULL}};
 
 CZ_EXPORT int luaopen_cozmox_curl(lua_State *L);
@@ -85,6 +86,7 @@ int luaopen_cozmox_curl(lua_State *L) {
     lua_pop(L, 1);
     cz_handle_register(L);
     cz_multi_register(L);
+    cz_driver_register(L);
     cz_newlib(L, curl_funcs);
     lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
     lua_setfield(L, -2, "version");

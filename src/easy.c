@@ -36,8 +36,7 @@ struct cz_handle {
                                      * per request (below) */
     struct curl_slist *headers;     /* fixed: Accept, Authorization */
     struct curl_slist *anonymous;   /* fixed: Accept (requests with no_auth) */
-    struct curl_slist *req_headers; /* per request, freed after it */
-    struct curl_slist *tail;        /* the fixed list req_headers borrows */
+    cz_req_headers req;             /* per request, freed after it */
     int busy;
     cz_buf hdrs;
     cz_transfer t;
@@ -51,6 +50,7 @@ cz_handle *cz_check_handle(lua_State *L, int idx) {
 
 CURL *cz_handle_easy(cz_handle *h) { return h->easy; }
 struct curl_slist *cz_handle_headers(cz_handle *h) { return h->headers; }
+struct curl_slist *cz_handle_anonymous(cz_handle *h) { return h->anonymous; }
 int *cz_handle_busy(cz_handle *h) { return &h->busy; }
 int cz_handle_fresh(cz_handle *h) { return h->fresh; }
 CURLSH *cz_handle_share(cz_handle *h) { return h->share; }
@@ -224,27 +224,34 @@ int cz_handle_new(lua_State *L) {
 /* ------------------------------------------------------------ requests */
 
 /* Prepend line to the per-request header list; 0 on allocation failure. */
-static int add_req_header(cz_handle *h, const char *line) {
-    struct curl_slist *l = curl_slist_append(h->req_headers, line);
+static int add_req_header(cz_req_headers *rh, const char *line) {
+    struct curl_slist *l = curl_slist_append(rh->list, line);
     if (l == NULL) return 0;
-    h->req_headers = l;
+    rh->list = l;
     return 1;
 }
 
-static void free_req_headers(cz_handle *h) {
-    struct curl_slist *l = h->req_headers;
+void cz_req_headers_free(cz_req_headers *rh) {
+    struct curl_slist *l = rh->list;
     if (l == NULL) return;
-    while (l->next && l->next != h->tail) l = l->next;
+    while (l->next && l->next != rh->tail) l = l->next;
     l->next = NULL;
-    curl_slist_free_all(h->req_headers);
-    h->req_headers = NULL;
+    curl_slist_free_all(rh->list);
+    rh->list = NULL;
 }
 
-/* Set method, URL, body, headers and time limits for the request at
- * req_idx.  The per-request list borrows the fixed list as its tail
- * (unlinked again by free_req_headers).  Raises only here, before the
- * transfer starts. */
-static void set_request(lua_State *L, cz_handle *h, CURL *e, int req_idx) {
+static void free_req_headers(cz_handle *h) {
+    cz_req_headers_free(&h->req);
+}
+
+/* Set method, URL, body, headers and time limits of the request at
+ * req_idx on e.  The per-request list rh borrows the fixed list (fixed,
+ * or anonymous for no_auth) as its tail (unlinked again by
+ * cz_req_headers_free).  The body is not copied: the request table must
+ * outlive the transfer.  Raises only here, before the transfer starts.
+ * Used by the handle and the loop driver (driver.c). */
+void cz_request_set(lua_State *L, CURL *e, int req_idx, struct curl_slist *fixed_auth,
+                    struct curl_slist *anonymous, cz_req_headers *rh) {
     const char *method, *url, *body;
     size_t blen = 0;
     int i, n, hdr_idx;
@@ -263,10 +270,10 @@ static void set_request(lua_State *L, cz_handle *h, CURL *e, int req_idx) {
     if (strlen(url) != lua_rawlen(L, hdr_idx - 2)) luaL_error(L, "cozmox.curl: url must not contain NUL");
     timeout = opt_num(L, req_idx, "timeout", 0, 1e9);
     connect_timeout = opt_num(L, req_idx, "connect_timeout", 0, 1e9);
-    fixed = opt_bool(L, req_idx, "no_auth") ? h->anonymous : h->headers;
+    fixed = opt_bool(L, req_idx, "no_auth") ? anonymous : fixed_auth;
 
-    free_req_headers(h);
-    h->tail = fixed;
+    cz_req_headers_free(rh);
+    rh->tail = fixed;
     n = lua_istable(L, hdr_idx) ? (int)lua_rawlen(L, hdr_idx) : 0;
     for (i = 1; i <= n; i++) {
         const char *line;
@@ -275,10 +282,10 @@ static void set_request(lua_State *L, cz_handle *h, CURL *e, int req_idx) {
         line = lua_tolstring(L, -1, &len);
         if (line == NULL || strlen(line) != len || strpbrk(line, "\r\n") != NULL)
             luaL_error(L, "cozmox: header lines must be strings without CR, LF or NUL");
-        if (!add_req_header(h, line)) luaL_error(L, "cozmox: out of memory");
+        if (!add_req_header(rh, line)) luaL_error(L, "cozmox: out of memory");
         lua_pop(L, 1);
     }
-    if (body != NULL && (!add_req_header(h, "Content-Type: application/json") || !add_req_header(h, "Expect:")))
+    if (body != NULL && (!add_req_header(rh, "Content-Type: application/json") || !add_req_header(rh, "Expect:")))
         luaL_error(L, "cozmox: out of memory");
     CZ_SETOPT(L, e, CURLOPT_URL, url);
     CZ_SETOPT(L, e, CURLOPT_TIMEOUT_MS, to_ms(timeout));
@@ -293,22 +300,22 @@ static void set_request(lua_State *L, cz_handle *h, CURL *e, int req_idx) {
         CZ_SETOPT(L, e, CURLOPT_POSTFIELDS, body); /* the string lives in req */
         if (strcmp(method, "POST") != 0) CZ_SETOPT(L, e, CURLOPT_CUSTOMREQUEST, method);
     }
-    if (h->req_headers != NULL) {
-        struct curl_slist *last = h->req_headers;
+    if (rh->list != NULL) {
+        struct curl_slist *last = rh->list;
         while (last->next) last = last->next;
         last->next = fixed;
-        CZ_SETOPT(L, e, CURLOPT_HTTPHEADER, h->req_headers);
+        CZ_SETOPT(L, e, CURLOPT_HTTPHEADER, rh->list);
     } else {
         CZ_SETOPT(L, e, CURLOPT_HTTPHEADER, fixed);
     }
     lua_settop(L, hdr_idx - 4);
 }
 
-/* Stack: [1] light userdata handle, [2] req.  set_request, protected:
+/* Stack: [1] light userdata handle, [2] req.  cz_request_set, protected:
  * it reads the caller's table, so it may raise. */
 static int setup_protected(lua_State *L) {
     cz_handle *h = (cz_handle *)lua_touserdata(L, 1);
-    set_request(L, h, h->work, 2);
+    cz_request_set(L, h->work, 2, h->headers, h->anonymous, &h->req);
     return 0;
 }
 

@@ -70,6 +70,13 @@ local function default_sleep(seconds)
     return core.sleep(seconds)
 end
 
+-- The sleep of a client with an event-loop adapter: the adapter's own,
+-- else one through its wait -- never the blocking default.
+local function loop_sleep(loop)
+    if loop.sleep then return loop.sleep end
+    return loop.wait and require("cozmox.transport.loop").sleep_with(loop.wait)
+end
+
 --- The transport for this call: the loop adapter's own (made once), the
 --  custom function's, curl's, or (inside nginx, in a phase where
 --  cosockets work) the cosocket one.  "nginx" where cosockets are
@@ -77,6 +84,10 @@ end
 local function transport_for(st)
     if st.s.loop and st.s.loop.transport then
         st.loop = st.loop or st.s.loop.transport(st.s, st.secret())
+        return st.loop
+    end
+    if st.s.loop then -- a `wait` adapter: curl driven by the host's loop (made once)
+        st.loop = st.loop or require("cozmox.transport.loop").new(st.s, st.secret(), st.s.loop)
         return st.loop
     end
     local choice = st.s.transport
@@ -481,7 +492,7 @@ function _M.new(opts, level)
         insecure_warned = true
         io_stderr:write("cozmox: WARNING: TLS certificate verification is disabled (insecure = true)\n")
     end
-    s.sleep = s.sleep or (s.loop and s.loop.sleep) or default_sleep
+    s.sleep = s.sleep or (s.loop and loop_sleep(s.loop)) or default_sleep
     s.ua_product = (s.user_agent and (s.user_agent .. " ") or "") .. "cozmox-lua/" .. _M.VERSION
     s.ua_runtime = RUNTIME
     local token = s.token

@@ -199,6 +199,9 @@ function _M.resolve(opts, level)
         if why then bad("base_url", why, level) end
     end
     s.base_url = str_gsub(s.base_url, "/+$", "")
+    if s.loop and given.transport and s.transport ~= "auto" then
+        bad("loop", "cannot be combined with option 'transport' (the adapter decides how requests go)", level)
+    end
     if not given.debug then
         local env = os_getenv("COZMOX_DEBUG")
         s.debug = env ~= nil and env ~= "" and env ~= "0"

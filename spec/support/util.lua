@@ -114,6 +114,20 @@ function _M.kill(pid)
 end
 
 --- The interpreter running the specs (for subprocess checks).
+--- The package.cpath template (an absolute path with "?") under which
+--  this run finds cozmox/core.so: the build the specs use.
+function _M.core_template()
+    for template in package.cpath:gmatch("[^;]+") do
+        local h = io.open((template:gsub("%?", "cozmox/core")))
+        if h then
+            h:close()
+            if template:sub(1, 1) ~= "/" then template = os.getenv("PWD") .. "/" .. template end
+            return template
+        end
+    end
+    error("cozmox.core not found on package.cpath", 2)
+end
+
 function _M.lua_bin()
     return os.getenv("LUA_BIN") or "lua5.4"
 end

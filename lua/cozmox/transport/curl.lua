@@ -33,17 +33,22 @@ function _M.new(s, secret)
     return t
 end
 
-function Curl:_handle()
-    local h = self.h
-    if h then return h end
-    local s, secret = self.s, secrets[self]
+--- A new curl handle with the client's settings (also the template of
+--  the loop transport's transfers).
+function _M.handle(s, secret)
     local curl = _M.module()
-    h = curl.handle({
+    return curl.handle({
         auth = secret and secret.auth, user_agent = user_agent(s, "libcurl/" .. curl.version),
         connect_timeout = s.connect_timeout, max_response_bytes = s.max_response_bytes,
         max_depth = s.max_depth, big_integers = s.json_big_integers,
         ca_file = s.ca_file, ca_path = s.ca_path, proxy = s.proxy, insecure = s.insecure,
     })
+end
+
+function Curl:_handle()
+    local h = self.h
+    if h then return h end
+    h = _M.handle(self.s, secrets[self])
     self.h = h
     return h
 end
