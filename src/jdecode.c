@@ -193,14 +193,32 @@ static size_t put_utf8(char *o, unsigned cp) {
 #define TOK_OK 1
 #define TOK_MORE 2 /* ran out of input inside the token */
 
-/* The string whose opening quote is at s, with escapes: decode into
- * d->scratch and push it.  `at` is s's document offset. */
-static int string_slow(lua_State *L, cz_decoder *d, const unsigned char *s,
+/* The code point of the \u escape at q (q[1] == 'u', at least 12 bytes
+ * readable from q), pairing a high surrogate with a \uDC00-\uDFFF escape
+ * right after it (unpaired halves become U+FFFD), and the escape's
+ * length; -1 for invalid hex digits. */
+static inline long unicode_escape(const unsigned char *q, int *len) {
+    int h = hex4(q + 2), lo;
+    *len = 6;
+    if (h < 0) return -1;
+    if (h >= 0xD800 && h <= 0xDBFF) {
+        if (q[6] == '\\' && q[7] == 'u' && (lo = hex4(q + 8)) >= 0xDC00 && lo <= 0xDFFF) {
+            *len = 12;
+            return 0x10000 + ((long)(h - 0xD800) << 10) + (lo - 0xDC00);
+        }
+        return 0xFFFD;
+    }
+    return h >= 0xDC00 && h <= 0xDFFF ? 0xFFFD : h;
+}
+
+/* The rest of a string with escapes, from q (the first byte not decoded
+ * yet: the start of a character) into d->scratch, which holds the text
+ * before q decoded; push it.  s: the opening quote, `at` its document
+ * offset.  The reference for every faster path. */
+static int string_rest(lua_State *L, cz_decoder *d, const unsigned char *s,
                        const unsigned char *q, const unsigned char *end,
                        const unsigned char **next, size_t at) {
     cz_buf *b = &d->scratch;
-    b->len = 0;
-    if (!cz_buf_add(b, s + 1, (size_t)(q - s - 1))) return fail_at(d, at, "out of memory");
     while (q < end) {
         const unsigned char *run = q;
         unsigned c;
@@ -263,6 +281,120 @@ static int string_slow(lua_State *L, cz_decoder *d, const unsigned char *s,
         return fail_at(d, at + (size_t)(q - s), "control character in string");
     }
     return TOK_MORE;
+}
+
+/* Decoded value of the escape letter after a backslash ('u' apart), 0
+ * for an invalid one. */
+static const unsigned char escape_char[256] = {
+    ['"'] = '"', ['\\'] = '\\', ['/'] = '/', ['b'] = '\b',
+    ['f'] = '\f', ['n'] = '\n', ['r'] = '\r', ['t'] = '\t'};
+
+#if defined(CZ_TEXT_SSSE3)
+#define STR_SCALAR 3  /* string_fast: the scalar path goes on from *qp */
+#define STR_RESTART 4 /* string_fast: something is wrong: rescan from the quote */
+
+/* string_rest's fast path (SSSE3): sixteen bytes at a time are stored to
+ * the scratch buffer unconditionally, then scanned for the end of the
+ * run and checked as UTF-8 (textscan.h), so a run between two escapes
+ * costs one block or two.  It never judges an error: on any doubt (a bad
+ * byte or escape somewhere, a control character, out of memory) it
+ * answers STR_RESTART and the scalar path decodes the string again from
+ * its start, so messages and offsets are the scalar path's.  Close to
+ * `end` (less than a block, or an escape that may be cut) it hands over
+ * with STR_SCALAR, *qp at the start of a character and the scratch
+ * buffer holding everything before it. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static CZ_SSSE3 int string_fast(lua_State *L, cz_decoder *d, const unsigned char **qp,
+                                const unsigned char *end, const unsigned char **next) {
+    const __m128i dq = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), sp = _mm_set1_epi8(0x20);
+    const __m128i idx = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m128i zero = _mm_setzero_si128();
+    cz_buf *b = &d->scratch;
+    const unsigned char *q = *qp;
+    __m128i prev = zero, err = zero;
+    size_t len = b->len;
+    int i;
+    for (;;) {
+        __m128i v;
+        unsigned hi, stop;
+        int n, elen;
+        long cp;
+        if (end - q < 16) break;
+        if (b->cap - len < 32) {
+            b->len = len;
+            if (!cz_buf_grow(b, 32)) return STR_RESTART;
+        }
+        v = _mm_loadu_si128((const __m128i *)(const void *)q);
+        _mm_storeu_si128((__m128i *)(void *)(b->data + len), v);
+        hi = (unsigned)_mm_movemask_epi8(v);
+        stop = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+                   _mm_or_si128(_mm_cmpeq_epi8(v, dq), _mm_cmpeq_epi8(v, bs)), _mm_cmplt_epi8(v, sp))) & ~hi;
+        if (stop == 0) {
+            err = _mm_or_si128(err, cz_utf8_check16(v, prev));
+            prev = v;
+            q += 16, len += 16;
+            continue;
+        }
+        n = __builtin_ctz(stop);
+        err = _mm_or_si128(err, cz_utf8_check16(_mm_and_si128(v, _mm_cmpgt_epi8(_mm_set1_epi8((char)n), idx)), prev));
+        prev = zero;
+        q += n, len += (size_t)n;
+        if (*q == '"') {
+            if (_mm_movemask_epi8(_mm_cmpeq_epi8(err, zero)) != 0xFFFF) return STR_RESTART;
+            b->len = len;
+            lua_pushlstring(L, b->data, len);
+            *next = q + 1;
+            return TOK_OK;
+        }
+        if (*q != '\\') return STR_RESTART;
+        if (end - q < 12) {
+            b->len = len;
+            *qp = q;
+            return _mm_movemask_epi8(_mm_cmpeq_epi8(err, zero)) != 0xFFFF ? STR_RESTART : STR_SCALAR;
+        }
+        if (q[1] != 'u') {
+            if ((b->data[len] = (char)escape_char[q[1]]) == 0) return STR_RESTART;
+            len++, q += 2;
+            continue;
+        }
+        if ((cp = unicode_escape(q, &elen)) < 0) return STR_RESTART;
+        len += put_utf8(b->data + len, (unsigned)cp);
+        q += elen;
+    }
+    if (_mm_movemask_epi8(_mm_cmpeq_epi8(err, zero)) != 0xFFFF) return STR_RESTART;
+    /* Hand over at the start of the sequence the last block left open. */
+    for (i = 1; i <= 3; i++) {
+        unsigned c = q[-i];
+        if (c < 0x80) break;
+        if (c >= 0xC0) {
+            if ((c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2) > i) q -= i, len -= (size_t)i;
+            break;
+        }
+    }
+    b->len = len;
+    *qp = q;
+    return STR_SCALAR;
+}
+#endif
+
+/* The string whose opening quote is at s, with an escape at q: decode
+ * into d->scratch and push it.  `at` is s's document offset. */
+static int string_slow(lua_State *L, cz_decoder *d, const unsigned char *s,
+                       const unsigned char *q, const unsigned char *end,
+                       const unsigned char **next, size_t at) {
+    cz_buf *b = &d->scratch;
+    b->len = 0;
+    if (!cz_buf_add(b, s + 1, (size_t)(q - s - 1))) return fail_at(d, at, "out of memory");
+#if defined(CZ_TEXT_SSSE3)
+    if (cz_have_ssse3()) {
+        int r = string_fast(L, d, &q, end, next);
+        if (r == TOK_OK) return r;
+        if (r == STR_RESTART) b->len = 0, q = s + 1;
+    }
+#endif
+    return string_rest(L, d, s, q, end, next, at);
 }
 
 /* A cheap hash of p[0..n): its length and first and last eight bytes
