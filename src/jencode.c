@@ -44,6 +44,7 @@ typedef struct enc {
     cz_buf *b;
     cz_buf *keys;                               /* sort_keys: keyref stack, else NULL */
     int pretty;                                 /* indent given */
+    int ssse3;                                  /* enc_string_fast may run */
     size_t indent_len;
     char indent[MAX_INDENT];
     int depth;                                  /* tables open right now */
@@ -160,8 +161,9 @@ static void enc_number(enc *e) {
 /* s[0..n) as a quoted JSON string.  Runs of plain text (valid UTF-8
  * included; textscan.h) are copied with one memcpy.  Space invariant:
  * once `run` bytes are written, the buffer has room for n - run more plus
- * the closing quote, so only escapes need a check. */
-static void enc_string(enc *e, const unsigned char *s, size_t n) {
+ * the closing quote, so only escapes need a check.  The reference for
+ * enc_string_fast, and the one that reports invalid UTF-8. */
+static void enc_string_scalar(enc *e, const unsigned char *s, size_t n) {
     cz_buf *b = e->b;
     const unsigned char *q = s, *run = s, *end = s + n;
     if (!cz_buf_reserve(b, n + 2)) enc_nomem(e);
@@ -170,7 +172,7 @@ static void enc_string(enc *e, const unsigned char *s, size_t n) {
         unsigned c;
         char *w;
         int k = 1;
-        q = cz_skip_text(q, end, &k);
+        q = cz_skip_text_scalar(q, end, &k);
         if (q == end) break;
         c = *q;
         if (c >= 0x80) enc_bad_utf8(e, (size_t)(q - s)); /* k <= 0: invalid or cut short */
@@ -196,6 +198,94 @@ static void enc_string(enc *e, const unsigned char *s, size_t n) {
     memcpy(b->data + b->len, run, (size_t)(end - run));
     b->len += (size_t)(end - run);
     b->data[b->len++] = '"';
+}
+
+#if defined(CZ_TEXT_SSSE3)
+/* enc_string with SSSE3: sixteen bytes at a time are stored to the
+ * output unconditionally, then scanned for the next byte to escape and
+ * checked as UTF-8 (textscan.h); the last < 16 bytes go through a
+ * zero-padded copy, whose padding ends the text like a control
+ * character would (so a sequence cut by the end of the string is an
+ * error).  Returns 0, having written nothing, if the string holds
+ * invalid UTF-8: enc_string_scalar then says where.  Space: 16 bytes of
+ * slack beyond enc_string_scalar's invariant, for the last block. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static CZ_SSSE3 int enc_string_fast(enc *e, const unsigned char *s, size_t n) {
+    const __m128i dq = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), sp = _mm_set1_epi8(0x20);
+    const __m128i idx = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m128i zero = _mm_setzero_si128();
+    cz_buf *b = e->b;
+    const unsigned char *q = s, *const end = s + n;
+    __m128i prev = zero, err = zero;
+    size_t mark = b->len;
+    char *o;
+    if (!cz_buf_reserve(b, n + 2 + 16)) enc_nomem(e);
+    o = b->data + b->len;
+    *o++ = '"';
+    while (q < end) {
+        __m128i v;
+        unsigned hi, stop, c;
+        int k;
+        if (end - q >= 16) v = _mm_loadu_si128((const __m128i *)(const void *)q);
+        else {
+            unsigned char tail[16] = {0};
+            memcpy(tail, q, (size_t)(end - q));
+            v = _mm_loadu_si128((const __m128i *)(const void *)tail);
+        }
+        _mm_storeu_si128((__m128i *)(void *)o, v);
+        hi = (unsigned)_mm_movemask_epi8(v);
+        stop = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+                   _mm_or_si128(_mm_cmpeq_epi8(v, dq), _mm_cmpeq_epi8(v, bs)), _mm_cmplt_epi8(v, sp))) & ~hi;
+        if (stop == 0) {
+            err = _mm_or_si128(err, cz_utf8_check16(v, prev));
+            prev = v;
+            q += 16, o += 16;
+            continue;
+        }
+        k = __builtin_ctz(stop);
+        err = _mm_or_si128(err, cz_utf8_check16(_mm_and_si128(v, _mm_cmpgt_epi8(_mm_set1_epi8((char)k), idx)), prev));
+        prev = zero;
+        q += k, o += k;
+        if (q >= end) break; /* the padding */
+        if ((size_t)(b->data + b->cap - o) < (size_t)(end - q) + 6 + 16 + 1) {
+            b->len = (size_t)(o - b->data);
+            if (!cz_buf_grow(b, (size_t)(end - q) + 6 + 16 + 1)) enc_nomem(e);
+            o = b->data + b->len;
+        }
+        c = *q++;
+        o[0] = '\\';
+        if (c == '"' || c == '\\') {
+            o[1] = (char)c;
+            o += 2;
+        } else if (ctrl_short[c]) {
+            o[1] = ctrl_short[c];
+            o += 2;
+        } else {
+            o[1] = 'u', o[2] = '0', o[3] = '0';
+            o[4] = "0123456789abcdef"[c >> 4];
+            o[5] = "0123456789abcdef"[c & 15];
+            o += 6;
+        }
+    }
+    /* A sequence the last full block left open is cut by the end. */
+    err = _mm_or_si128(err, cz_utf8_check16(zero, prev));
+    if (_mm_movemask_epi8(_mm_cmpeq_epi8(err, zero)) != 0xFFFF) {
+        b->len = mark;
+        return 0;
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+    return 1;
+}
+#endif
+
+static inline void enc_string(enc *e, const unsigned char *s, size_t n) {
+#if defined(CZ_TEXT_SSSE3)
+    if (e->ssse3 && enc_string_fast(e, s, n)) return;
+#endif
+    enc_string_scalar(e, s, n);
 }
 
 /* --- tables ------------------------------------------------------------- */
@@ -472,6 +562,11 @@ int cz_json_encode(lua_State *L) {
     e.b = cz_buf_push(L);
     e.keys = sort ? cz_buf_push(L) : NULL;
     e.depth = 0;
+#if defined(CZ_TEXT_SSSE3)
+    e.ssse3 = cz_have_ssse3();
+#else
+    e.ssse3 = 0;
+#endif
     lua_pushvalue(L, 1);
     enc_value(&e);
     lua_pushlstring(L, e.b->data, e.b->len);
