@@ -32,6 +32,15 @@
 /* Longest indent string (or count of spaces) encode accepts. */
 #define MAX_INDENT 32
 
+/* enc_string's memo of short strings already written: 2^MEMO_BITS
+ * entries, each a string's address and where its text is in the output. */
+#define MEMO_BITS 7
+#define MEMO_MAXLEN 30
+typedef struct strmemo {
+    const unsigned char *s;
+    size_t at, len;
+} strmemo;
+
 /* A key of the object being written with sort_keys; the table holds the
  * string, so the pointer stays valid while the object is written. */
 typedef struct keyref {
@@ -45,6 +54,7 @@ typedef struct enc {
     cz_buf *keys;                               /* sort_keys: keyref stack, else NULL */
     int pretty;                                 /* indent given */
     int ssse3;                                  /* enc_string_fast may run */
+    strmemo memo[1 << MEMO_BITS];               /* enc_string */
     size_t indent_len;
     char indent[MAX_INDENT];
     int depth;                                  /* tables open right now */
@@ -213,12 +223,17 @@ static void enc_string_scalar(enc *e, const unsigned char *s, size_t n) {
 __attribute__((noinline))
 #endif
 static CZ_SSSE3 int enc_string_fast(enc *e, const unsigned char *s, size_t n) {
+    /* idx16 + 16 - m: the shuffle moving lanes 16 - m.. down to 0.., zeros above. */
+    static const unsigned char idx16[32] = {
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+        0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80};
     const __m128i dq = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), sp = _mm_set1_epi8(0x20);
     const __m128i idx = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m128i zero = _mm_setzero_si128();
     cz_buf *b = e->b;
     const unsigned char *q = s, *const end = s + n;
     __m128i prev = zero, err = zero;
+    unsigned prev_hi = 0; /* high bytes in prev */
     size_t mark = b->len;
     char *o;
     if (!cz_buf_reserve(b, n + 2 + 16)) enc_nomem(e);
@@ -229,24 +244,25 @@ static CZ_SSSE3 int enc_string_fast(enc *e, const unsigned char *s, size_t n) {
         unsigned hi, stop, c;
         int k;
         if (end - q >= 16) v = _mm_loadu_si128((const __m128i *)(const void *)q);
-        else {
-            unsigned char tail[16] = {0};
-            memcpy(tail, q, (size_t)(end - q));
-            v = _mm_loadu_si128((const __m128i *)(const void *)tail);
-        }
+        else if (n >= 16) /* the last 16 bytes of the string, moved down */
+            v = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(const void *)(end - 16)),
+                                 _mm_loadu_si128((const __m128i *)(const void *)(idx16 + 16 - (end - q))));
+        else v = cz_load_short(q, n);
         _mm_storeu_si128((__m128i *)(void *)o, v);
         hi = (unsigned)_mm_movemask_epi8(v);
         stop = (unsigned)_mm_movemask_epi8(_mm_or_si128(
                    _mm_or_si128(_mm_cmpeq_epi8(v, dq), _mm_cmpeq_epi8(v, bs)), _mm_cmplt_epi8(v, sp))) & ~hi;
         if (stop == 0) {
-            err = _mm_or_si128(err, cz_utf8_check16(v, prev));
-            prev = v;
+            /* ASCII after ASCII needs no UTF-8 check. */
+            if ((hi | prev_hi) != 0) err = _mm_or_si128(err, cz_utf8_check16(v, prev));
+            prev = v, prev_hi = hi;
             q += 16, o += 16;
             continue;
         }
         k = __builtin_ctz(stop);
-        err = _mm_or_si128(err, cz_utf8_check16(_mm_and_si128(v, _mm_cmpgt_epi8(_mm_set1_epi8((char)k), idx)), prev));
-        prev = zero;
+        if (((hi & (stop - 1)) | prev_hi) != 0)
+            err = _mm_or_si128(err, cz_utf8_check16(_mm_and_si128(v, _mm_cmpgt_epi8(_mm_set1_epi8((char)k), idx)), prev));
+        prev = zero, prev_hi = 0;
         q += k, o += k;
         if (q >= end) break; /* the padding */
         if ((size_t)(b->data + b->cap - o) < (size_t)(end - q) + 6 + 16 + 1) {
@@ -270,7 +286,7 @@ static CZ_SSSE3 int enc_string_fast(enc *e, const unsigned char *s, size_t n) {
         }
     }
     /* A sequence the last full block left open is cut by the end. */
-    err = _mm_or_si128(err, cz_utf8_check16(zero, prev));
+    if (prev_hi != 0) err = _mm_or_si128(err, cz_utf8_check16(zero, prev));
     if (_mm_movemask_epi8(_mm_cmpeq_epi8(err, zero)) != 0xFFFF) {
         b->len = mark;
         return 0;
@@ -281,11 +297,49 @@ static CZ_SSSE3 int enc_string_fast(enc *e, const unsigned char *s, size_t n) {
 }
 #endif
 
-static inline void enc_string(enc *e, const unsigned char *s, size_t n) {
+static inline void enc_string_any(enc *e, const unsigned char *s, size_t n) {
 #if defined(CZ_TEXT_SSSE3)
     if (e->ssse3 && enc_string_fast(e, s, n)) return;
 #endif
     enc_string_scalar(e, s, n);
+}
+
+/* The Lua string s[0..n) (a pointer lua_tolstring gave for a string) as
+ * a quoted JSON string.  Short strings repeat (keys above all): the spot
+ * in the output where one was last written is remembered by its address,
+ * and a repeat is copied from there.  Within one encode no string can be
+ * freed or changed (the value holds them all and no Lua code runs), so
+ * an address stands for its bytes; entries die with the encode call, and
+ * all of them when the output is rewound. */
+static inline void enc_string(enc *e, const unsigned char *s, size_t n) {
+    cz_buf *b = e->b;
+    strmemo *m;
+    size_t at;
+    if (n > MEMO_MAXLEN) {
+        enc_string_any(e, s, n);
+        return;
+    }
+    m = &e->memo[((uintptr_t)s * 0x9E3779B97F4A7C15ULL) >> (64 - MEMO_BITS)];
+    if (m->s == s) {
+        /* At most MEMO_MAXLEN + 2 <= 32 bytes: two 16-byte moves, both
+         * loads first (source and destination may be that close). */
+        char t0[16], t1[16];
+        if (!cz_buf_reserve(b, 32)) enc_nomem(e);
+        memcpy(t0, b->data + m->at, 16);
+        memcpy(t1, b->data + m->at + 16, 16);
+        memcpy(b->data + b->len, t0, 16);
+        memcpy(b->data + b->len + 16, t1, 16);
+        b->len += m->len;
+        return;
+    }
+    at = b->len;
+    enc_string_any(e, s, n);
+    /* Escapes can make the text longer than the 32 bytes copied. */
+    if (b->len - at <= 32) {
+        m->s = s;
+        m->at = at;
+        m->len = b->len - at;
+    }
 }
 
 /* --- tables ------------------------------------------------------------- */
@@ -436,6 +490,7 @@ static void enc_plain(enc *e, int t) {
         if (lua_type(L, -2) != LUA_TNUMBER || lua_tonumber(L, -2) != want) {
             lua_pop(L, 2);
             e->b->len = mark;
+            memset(e->memo, 0, sizeof e->memo); /* text past mark is gone */
             enc_array_checked(e, t, first_type);
             return;
         }
@@ -562,6 +617,7 @@ int cz_json_encode(lua_State *L) {
     e.b = cz_buf_push(L);
     e.keys = sort ? cz_buf_push(L) : NULL;
     e.depth = 0;
+    memset(e.memo, 0, sizeof e.memo);
 #if defined(CZ_TEXT_SSSE3)
     e.ssse3 = cz_have_ssse3();
 #else

@@ -180,6 +180,33 @@ static inline CZ_SSSE3 __m128i cz_utf8_check16(__m128i in, __m128i prev) {
     return _mm_xor_si128(_mm_and_si128(must, _mm_set1_epi8((char)0x80)), pair);
 }
 
+/* The n < 16 bytes at p in the low lanes, zeros above, read without
+ * touching a byte outside [p, p + n): two overlapping loads of 8 (or 4)
+ * bytes, the second moved up into place by a byte shuffle. */
+static const unsigned char cz_shift_lanes[32] = {
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+
+/* v's bytes moved up by s (0..16) lanes, zeros coming in. */
+static inline CZ_SSSE3 __m128i cz_lanes_up(__m128i v, size_t s) {
+    return _mm_shuffle_epi8(v, _mm_loadu_si128((const __m128i *)(const void *)(cz_shift_lanes + 16 - s)));
+}
+
+static inline CZ_SSSE3 __m128i cz_load_short(const unsigned char *p, size_t n) {
+    uint32_t a, b;
+    if (n >= 8)
+        return _mm_or_si128(_mm_loadl_epi64((const __m128i *)(const void *)p),
+                            cz_lanes_up(_mm_loadl_epi64((const __m128i *)(const void *)(p + n - 8)), n - 8));
+    if (n >= 4) {
+        memcpy(&a, p, 4);
+        memcpy(&b, p + n - 4, 4);
+        return _mm_or_si128(_mm_cvtsi32_si128((int)a), cz_lanes_up(_mm_cvtsi32_si128((int)b), n - 4));
+    }
+    if (n == 0) return _mm_setzero_si128();
+    a = (uint32_t)p[0] | (uint32_t)p[n / 2] << (8 * (n / 2)) | (uint32_t)p[n - 1] << (8 * (n - 1));
+    return _mm_cvtsi32_si128((int)a);
+}
+
 /* cz_skip_text for at least 16 bytes, with the conditions above. */
 #if defined(__GNUC__)
 __attribute__((noinline))
