@@ -105,6 +105,7 @@ struct cz_decoder {
     int carry_kind;
     int carry_esc;   /* string carry: the last byte is an unpaired backslash */
     int oom;         /* the last failure was Lua running out of memory */
+    int simd;        /* the SSSE3 string paths may run (textscan.h) */
     size_t offset;   /* bytes consumed before the current chunk */
     size_t carry_at; /* offset where the carried token began */
     frame *frames;
@@ -223,7 +224,7 @@ static int string_rest(lua_State *L, cz_decoder *d, const unsigned char *s,
         const unsigned char *run = q;
         unsigned c;
         int k = 1;
-        q = cz_skip_text(q, end, &k);
+        q = d->simd ? cz_skip_text(q, end, &k) : cz_skip_text_scalar(q, end, &k);
         if (q > run && !cz_buf_add(b, run, (size_t)(q - run))) return fail_at(d, at, "out of memory");
         if (q == end) break;
         if (k < 0) return TOK_MORE;
@@ -388,7 +389,7 @@ static int string_slow(lua_State *L, cz_decoder *d, const unsigned char *s,
     b->len = 0;
     if (!cz_buf_add(b, s + 1, (size_t)(q - s - 1))) return fail_at(d, at, "out of memory");
 #if defined(CZ_TEXT_SSSE3)
-    if (cz_have_ssse3()) {
+    if (d->simd) {
         int r = string_fast(L, d, &q, end, next);
         if (r == TOK_OK) return r;
         if (r == STR_RESTART) b->len = 0, q = s + 1;
@@ -503,7 +504,7 @@ static int scan_string(lua_State *L, cz_decoder *d, const unsigned char *s,
         *next = q + 1;
         return TOK_OK;
     }
-    q = cz_skip_text(q, end, &k);
+    q = d->simd ? cz_skip_text(q, end, &k) : cz_skip_text_scalar(q, end, &k);
     if (q == end || k < 0) return TOK_MORE;
     if (k == 0) return fail_at(d, at + (size_t)(q - s), "invalid UTF-8 in string");
     if (*q == '"') {
@@ -978,6 +979,9 @@ static void decoder_reset(cz_decoder *d, int max_depth) {
     memset(d, 0, sizeof *d);
     d->max_depth = max_depth;
     d->state = S_VALUE;
+#if defined(CZ_TEXT_SSSE3)
+    d->simd = cz_have_ssse3();
+#endif
 }
 
 static int feed_protected(lua_State *L);
@@ -1009,7 +1013,7 @@ void cz_decoder_rewind(lua_State *L, int idx) {
     cz_decoder *d = (cz_decoder *)lua_touserdata(L, idx);
     frame *frames = d->frames;
     uint32_t *keyh = d->keyh;
-    int cap = d->cap, keyh_cap = d->keyh_cap, max_depth = d->max_depth, big = d->big_strings, i;
+    int cap = d->cap, keyh_cap = d->keyh_cap, max_depth = d->max_depth, big = d->big_strings, simd = d->simd, i;
     cz_buf carry = d->carry, scratch = d->scratch;
     if (d->nsaved > 0) {
         cz_getuservalue(L, idx);
@@ -1021,6 +1025,7 @@ void cz_decoder_rewind(lua_State *L, int idx) {
     }
     decoder_reset(d, max_depth);
     d->big_strings = big;
+    d->simd = simd;
     d->frames = frames, d->cap = cap;
     d->keyh = keyh, d->keyh_cap = keyh_cap;
     carry.len = scratch.len = 0;
@@ -1054,6 +1059,18 @@ void cz_decoder_release(lua_State *L, int idx) {
 const char *cz_decoder_error(cz_decoder *d) { return d->err; }
 int cz_decoder_oom(const cz_decoder *d) { return d->oom; }
 void cz_decoder_set_big_strings(cz_decoder *d, int on) { d->big_strings = on; }
+/* A hook for fuzz/fuzz_decode.c (which declares it too; not part of
+ * json.h's interface): on = 0 keeps d's strings on the scalar path, the
+ * reference the fuzzer holds the SSSE3 paths to; on = 1 is the default
+ * (SSSE3 where the CPU has it). */
+void cz_decoder_set_simd(cz_decoder *d, int on);
+void cz_decoder_set_simd(cz_decoder *d, int on) {
+#if defined(CZ_TEXT_SSSE3)
+    d->simd = on && cz_have_ssse3();
+#else
+    (void)on;
+#endif
+}
 
 void cz_decoder_copy_settings(cz_decoder *dst, const cz_decoder *src) {
     dst->max_depth = src->max_depth;
