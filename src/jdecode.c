@@ -315,13 +315,13 @@ static CZ_SSSE3 int string_fast(lua_State *L, cz_decoder *d, const unsigned char
     cz_buf *b = &d->scratch;
     const unsigned char *q = *qp;
     __m128i prev = zero, err = zero;
+    unsigned prev_hi = 0; /* high bytes in prev */
     size_t len = b->len;
     int i;
     for (;;) {
         __m128i v;
         unsigned hi, stop;
-        int n, elen;
-        long cp;
+        int n;
         if (end - q < 16) break;
         if (b->cap - len < 32) {
             b->len = len;
@@ -333,14 +333,17 @@ static CZ_SSSE3 int string_fast(lua_State *L, cz_decoder *d, const unsigned char
         stop = (unsigned)_mm_movemask_epi8(_mm_or_si128(
                    _mm_or_si128(_mm_cmpeq_epi8(v, dq), _mm_cmpeq_epi8(v, bs)), _mm_cmplt_epi8(v, sp))) & ~hi;
         if (stop == 0) {
-            err = _mm_or_si128(err, cz_utf8_check16(v, prev));
-            prev = v;
+            /* ASCII after ASCII needs no UTF-8 check. */
+            if ((hi | prev_hi) != 0) err = _mm_or_si128(err, cz_utf8_check16(v, prev));
+            prev = v, prev_hi = hi;
             q += 16, len += 16;
             continue;
         }
         n = __builtin_ctz(stop);
-        err = _mm_or_si128(err, cz_utf8_check16(_mm_and_si128(v, _mm_cmpgt_epi8(_mm_set1_epi8((char)n), idx)), prev));
-        prev = zero;
+        if (((hi & (stop - 1)) | prev_hi) != 0)
+            err = _mm_or_si128(err, cz_utf8_check16(_mm_and_si128(v, _mm_cmpgt_epi8(_mm_set1_epi8((char)n), idx)),
+                                                    prev));
+        prev = zero, prev_hi = 0;
         q += n, len += (size_t)n;
         if (*q == '"') {
             if (_mm_movemask_epi8(_mm_cmpeq_epi8(err, zero)) != 0xFFFF) return STR_RESTART;
@@ -350,19 +353,28 @@ static CZ_SSSE3 int string_fast(lua_State *L, cz_decoder *d, const unsigned char
             return TOK_OK;
         }
         if (*q != '\\') return STR_RESTART;
-        if (end - q < 12) {
-            b->len = len;
-            *qp = q;
-            return _mm_movemask_epi8(_mm_cmpeq_epi8(err, zero)) != 0xFFFF ? STR_RESTART : STR_SCALAR;
-        }
-        if (q[1] != 'u') {
-            if ((b->data[len] = (char)escape_char[q[1]]) == 0) return STR_RESTART;
-            len++, q += 2;
-            continue;
-        }
-        if ((cp = unicode_escape(q, &elen)) < 0) return STR_RESTART;
-        len += put_utf8(b->data + len, (unsigned)cp);
-        q += elen;
+        /* The escape, and any that follow it straight away. */
+        do {
+            long cp;
+            int elen;
+            if (end - q < 12) {
+                b->len = len;
+                *qp = q;
+                return _mm_movemask_epi8(_mm_cmpeq_epi8(err, zero)) != 0xFFFF ? STR_RESTART : STR_SCALAR;
+            }
+            if (b->cap - len < 32) {
+                b->len = len;
+                if (!cz_buf_grow(b, 32)) return STR_RESTART;
+            }
+            if (q[1] != 'u') {
+                if ((b->data[len] = (char)escape_char[q[1]]) == 0) return STR_RESTART;
+                len++, q += 2;
+                continue;
+            }
+            if ((cp = unicode_escape(q, &elen)) < 0) return STR_RESTART;
+            len += put_utf8(b->data + len, (unsigned)cp);
+            q += elen;
+        } while (*q == '\\');
     }
     if (_mm_movemask_epi8(_mm_cmpeq_epi8(err, zero)) != 0xFFFF) return STR_RESTART;
     /* Hand over at the start of the sequence the last block left open. */
