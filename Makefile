@@ -238,7 +238,7 @@ valgrind:
 # way of feeding (see the top of fuzz/fuzz_decode.c).
 FUZZ_SECONDS ?= 60
 FUZZ_BIN     := build/fuzz/fuzz_decode
-FUZZ_SRCS    := fuzz/fuzz_decode.c src/jdecode.c src/jencode.c src/buffer.c src/numconv.c
+FUZZ_SRCS    := fuzz/fuzz_decode.c src/jdecode.c src/jencode.c src/buffer.c src/keeper.c src/numconv.c
 FUZZ_DEPS    := $(SAN_DEPS)
 
 $(FUZZ_BIN): $(FUZZ_SRCS) $(HDRS)

@@ -33,7 +33,7 @@ build = {
       ["cozmox.core"] = {
          sources = {
             "src/buffer.c", "src/clock.c", "src/core.c", "src/escape.c", "src/jdecode.c",
-            "src/jencode.c", "src/numconv.c", "src/sink.c",
+            "src/jencode.c", "src/keeper.c", "src/numconv.c", "src/sink.c",
          },
          libraries = { "z" },
       },
@@ -41,7 +41,7 @@ build = {
       ["cozmox.curl"] = {
          sources = {
             "src/buffer.c", "src/curl.c", "src/easy.c", "src/jdecode.c", "src/jencode.c",
-            "src/multi.c", "src/numconv.c", "src/sink.c", "src/transfer.c",
+            "src/keeper.c", "src/multi.c", "src/numconv.c", "src/sink.c", "src/transfer.c",
          },
          libraries = { "curl", "z" },
          incdirs = { "$(CURL_INCDIR)" },

@@ -402,7 +402,8 @@ for _, rt in ipairs(RUNTIMES) do
 end
 
 line("%s", RULE)
-line("START-UP: a fresh process, wall time (fork + exec, median of 40 per round)   bare      require(\"cozmox\")  over bare")
+line("START-UP: a fresh process, wall time (fork + exec, median of 40 per round)   bare      "
+    .. "require(\"cozmox\")  over bare")
 for _, rt in ipairs(RUNTIMES) do
     local t = STARTUP[rt.key]
     local bare, with = median(t.bare), median(t.cozmox)
@@ -422,7 +423,8 @@ end
 line("  (libcurl is loaded on the first request through curl, not by require: neither row loads it)")
 
 line("%s", RULE)
-line("INSIDE NGINX: 1 worker fetching (a) from the benchmark server per request; wrk -t1 -c16, %d s x %d rounds  req/s",
+line("INSIDE NGINX: 1 worker fetching (a) from the benchmark server per request; wrk -t1 -c16, %d s x %d rounds"
+    .. "  req/s",
     WRK_SECONDS, ROUNDS)
 local rps = { cozmox = median(RPS.cozmox), subrequest = median(RPS.subrequest) }
 for _, row in ipairs(NGINX_ROWS) do line("  %-84s %8.0f", row.label, rps[row.key]) end

@@ -18,7 +18,7 @@ packages=(
   lua5.4 liblua5.4-dev libcurl4-openssl-dev zlib1g-dev
   lua-busted lua-cjson lua-dkjson lua-socket luarocks
   nginx libnginx-mod-http-lua libluajit2-5.1-dev
-  openssl locales curl ca-certificates git
+  openssl locales curl ca-certificates git valgrind
 )
 # shellcheck disable=SC2206  # word splitting of DEPS_EXTRA is intended
 packages+=(${DEPS_EXTRA:-})

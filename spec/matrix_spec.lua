@@ -67,6 +67,9 @@ for _, t in ipairs(TRANSPORTS) do
                         return cozmox.new(opts)
                     end, t.get, core.now)
                     r.proxy_log = util.read(proxy_log)
+                    if expect.min_elapsed then -- the deadline rows: say the overshoot
+                        io.stderr:write(string.format("[%s, %s: %.2f s] ", t.name, case.name, r.elapsed))
+                    end
                     if lenient then
                         assert.is_falsy(r.data)
                     else
@@ -93,6 +96,9 @@ describe("fault matrix over nginx cosockets", function()
                 .. "&proxy=" .. cozmox.escape_segment(proxy_url))
             assert.equal(200, status, type(r) == "string" and r or nil)
             r.proxy_log = util.read(proxy_log)
+            if case.expect.min_elapsed then
+                io.stderr:write(string.format("[cosockets, %s: %.2f s] ", case.name, r.elapsed))
+            end
             local why = matrix.check(case, r)
             assert(why == nil, why)
         end) end

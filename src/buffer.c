@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include "buffer.h"
 #include "compat.h"
+#include "keeper.h"
 
 #define BUF_MT "cozmox.buffer"
 
@@ -17,7 +18,7 @@ int cz_buf_grow(cz_buf *b, size_t extra) {
         if (cap > SIZE_MAX / 2) { cap = need; break; }
         cap *= 2;
     }
-    p = (char *)realloc(b->data, cap);
+    p = (char *)cz_kalloc(b->keeper, b->data, cap);
     if (p == NULL) return 0;
     b->data = p;
     b->cap = cap;
@@ -25,7 +26,7 @@ int cz_buf_grow(cz_buf *b, size_t extra) {
 }
 
 void cz_buf_free(cz_buf *b) {
-    free(b->data);
+    cz_kfree(b->keeper, b->data);
     b->data = NULL;
     b->len = b->cap = 0;
 }
@@ -39,6 +40,7 @@ cz_buf *cz_buf_push(lua_State *L) {
     cz_buf *b = (cz_buf *)cz_newuserdata(L, sizeof *b);
     b->data = NULL;
     b->len = b->cap = 0;
+    b->keeper = cz_keeper_of(L);
     cz_setmetatable(L, BUF_MT);
     return b;
 }

@@ -2,7 +2,9 @@
  * buffer.h -- a growable byte buffer.
  *
  * A cz_buf never owns itself: it is embedded in a userdata whose __gc
- * calls cz_buf_free, so a Lua error half-way through can never leak it.
+ * calls cz_buf_free, so a Lua error half-way through can never leak it;
+ * its block is kept by the state's keeper (keeper.h) when it has one, so
+ * not even a finalizer Lua could not run leaks it.
  * Growth functions return 0 on allocation failure and leave the buffer
  * unchanged; callers turn that into an error of their own.
  */
@@ -13,13 +15,15 @@
 #include <string.h>
 #include <lua.h>
 
+/* keeper: the Lua state's keeper (keeper.h), or NULL for plain malloc. */
 typedef struct cz_buf {
     char *data;
     size_t len;
     size_t cap;
+    struct cz_keeper *keeper;
 } cz_buf;
 
-#define CZ_BUF_INIT {NULL, 0, 0}
+#define CZ_BUF_INIT {NULL, 0, 0, NULL}
 
 int cz_buf_grow(cz_buf *b, size_t extra);   /* ensure len + extra <= cap */
 void cz_buf_free(cz_buf *b);

@@ -40,26 +40,31 @@ static void share_create(lua_State *L) {
     s->sh = NULL;
     lua_pushvalue(L, -2);
     lua_setmetatable(L, -2);
+    /* Without a share handle (or a part of it) clients still work, each
+     * with its own caches: a refusal only costs sharing. */
     s->sh = curl_share_init();
-    if (s->sh != NULL) {
-        curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-        curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-#if LIBCURL_VERSION_NUM >= 0x073900
-        curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-#endif
+    if (s->sh != NULL && (curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||
+                          curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK)) {
+        curl_share_cleanup(s->sh);
+        s->sh = NULL;
     }
+#if LIBCURL_VERSION_NUM >= 0x073900
+    if (s->sh != NULL) (void)curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT); /* optional */
+#endif
     lua_setfield(L, -2, "instance");
     lua_pop(L, 1);
 }
 
-void cz_share_attach(lua_State *L, CURL *e) {
+CURLSH *cz_share_attach(lua_State *L, CURL *e) {
     cz_share *share;
     luaL_getmetatable(L, SHARE_MT);
     lua_getfield(L, -1, "instance");
     share = (cz_share *)lua_touserdata(L, -1);
     lua_pop(L, 2);
-    if (share != NULL && share->sh != NULL && curl_easy_setopt(e, CURLOPT_SHARE, share->sh) != CURLE_OK)
+    if (share == NULL || share->sh == NULL) return NULL;
+    if (curl_easy_setopt(e, CURLOPT_SHARE, share->sh) != CURLE_OK)
         luaL_error(L, "cozmox: cannot attach the curl share handle");
+    return share->sh;
 }
 
 static const luaL_Reg curl_funcs[] = {

@@ -24,11 +24,16 @@
 #include <curl/curl.h>
 #include "compat.h"
 #include "json.h"
+#include "keeper.h"
 #include "transfer.h"
 #include "easy.h"
 
 struct cz_handle {
-    CURL *easy;
+    CURL *easy;                     /* every option set; see `fresh` */
+    CURL *work;                     /* the one performing the current request */
+    CURLSH *share;                  /* the state's share handle (or NULL) */
+    int fresh;                      /* libcurl < 8.1.0: a new duplicate of easy
+                                     * per request (below) */
     struct curl_slist *headers;     /* fixed: Accept, Authorization */
     struct curl_slist *anonymous;   /* fixed: Accept (requests with no_auth) */
     struct curl_slist *req_headers; /* per request, freed after it */
@@ -47,11 +52,19 @@ cz_handle *cz_check_handle(lua_State *L, int idx) {
 CURL *cz_handle_easy(cz_handle *h) { return h->easy; }
 struct curl_slist *cz_handle_headers(cz_handle *h) { return h->headers; }
 int *cz_handle_busy(cz_handle *h) { return &h->busy; }
+int cz_handle_fresh(cz_handle *h) { return h->fresh; }
+CURLSH *cz_handle_share(cz_handle *h) { return h->share; }
 
 static void free_req_headers(cz_handle *h);
 
+static void release_work(cz_handle *h) {
+    if (h->work != NULL && h->work != h->easy) curl_easy_cleanup(h->work);
+    h->work = NULL;
+}
+
 static void handle_release(cz_handle *h) {
     free_req_headers(h);
+    release_work(h);
     if (h->easy) curl_easy_cleanup(h->easy);
     if (h->headers) curl_slist_free_all(h->headers);
     if (h->anonymous) curl_slist_free_all(h->anonymous);
@@ -81,10 +94,17 @@ static int handle_tostring(lua_State *L) {
 
 /* ------------------------------------------------------------ options */
 
+/* t[name] without metamethods: no Lua code of the caller's runs here. */
+static void raw_field(lua_State *L, int idx, const char *name) {
+    idx = cz_absindex(L, idx);
+    lua_pushstring(L, name);
+    lua_rawget(L, idx);
+}
+
 /* Field name of the table at idx: a string or absent. */
 static const char *opt_str(lua_State *L, int idx, const char *name) {
     const char *s = NULL;
-    lua_getfield(L, idx, name);
+    raw_field(L, idx, name);
     if (!lua_isnil(L, -1)) {
         size_t n;
         if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "cozmox.curl: option '%s' must be a string", name);
@@ -99,7 +119,7 @@ static const char *opt_str(lua_State *L, int idx, const char *name) {
 /* A number field that must be there (the Lua side resolves defaults). */
 static lua_Number opt_num(lua_State *L, int idx, const char *name, lua_Number lo, lua_Number hi) {
     lua_Number v;
-    lua_getfield(L, idx, name);
+    raw_field(L, idx, name);
     v = lua_tonumber(L, -1);
     if (lua_type(L, -1) != LUA_TNUMBER || !(v >= lo && v <= hi))
         luaL_error(L, "cozmox.curl: option '%s' missing or out of range", name);
@@ -109,7 +129,7 @@ static lua_Number opt_num(lua_State *L, int idx, const char *name, lua_Number lo
 
 static int opt_bool(lua_State *L, int idx, const char *name) {
     int v;
-    lua_getfield(L, idx, name);
+    raw_field(L, idx, name);
     v = lua_toboolean(L, -1);
     lua_pop(L, 1);
     return v;
@@ -148,8 +168,9 @@ int cz_handle_new(lua_State *L) {
 
     h = (cz_handle *)cz_newuserdata(L, sizeof *h);
     memset(h, 0, sizeof *h);
+    h->hdrs.keeper = cz_keeper_of(L);
     cz_setmetatable(L, CZ_HANDLE_MT);
-    lua_getfield(L, 1, "big_integers");
+    raw_field(L, 1, "big_integers");
     {
         const char *big = lua_tostring(L, -1);
         lua_pop(L, 1);
@@ -190,7 +211,13 @@ int cz_handle_new(lua_State *L) {
     if (ca_file) CZ_SETOPT(L, e, CURLOPT_CAINFO, ca_file);
     if (ca_path) CZ_SETOPT(L, e, CURLOPT_CAPATH, ca_path);
     if (proxy) CZ_SETOPT(L, e, CURLOPT_PROXY, proxy);
-    cz_share_attach(L, e);
+    h->share = cz_share_attach(L, e);
+    /* libcurl before 8.1.0 keeps a stale pointer into the previous
+     * response's headers on a reused easy handle (curl PR #11103): a
+     * server folding its first header line then corrupts the heap.  There
+     * every request gets a fresh duplicate of this never-used handle; the
+     * share handle keeps the connections alive between them. */
+    h->fresh = curl_version_info(CURLVERSION_NOW)->version_num < 0x080100;
     return 1;
 }
 
@@ -217,18 +244,17 @@ static void free_req_headers(cz_handle *h) {
  * req_idx.  The per-request list borrows the fixed list as its tail
  * (unlinked again by free_req_headers).  Raises only here, before the
  * transfer starts. */
-static void set_request(lua_State *L, cz_handle *h, int req_idx) {
-    CURL *e = h->easy;
+static void set_request(lua_State *L, cz_handle *h, CURL *e, int req_idx) {
     const char *method, *url, *body;
     size_t blen = 0;
     int i, n, hdr_idx;
     lua_Number timeout, connect_timeout;
     struct curl_slist *fixed;
 
-    lua_getfield(L, req_idx, "method");
-    lua_getfield(L, req_idx, "url");
-    lua_getfield(L, req_idx, "body");
-    lua_getfield(L, req_idx, "headers");
+    raw_field(L, req_idx, "method");
+    raw_field(L, req_idx, "url");
+    raw_field(L, req_idx, "body");
+    raw_field(L, req_idx, "headers");
     hdr_idx = lua_gettop(L);
     method = lua_tostring(L, hdr_idx - 3);
     url = lua_tostring(L, hdr_idx - 2);
@@ -278,30 +304,66 @@ static void set_request(lua_State *L, cz_handle *h, int req_idx) {
     lua_settop(L, hdr_idx - 4);
 }
 
-/* h:perform(req, want_meta) -> record.  Stack: [1] h, [2] req, [3] want_meta. */
+/* Stack: [1] light userdata handle, [2] req.  set_request, protected:
+ * it reads the caller's table, so it may raise. */
+static int setup_protected(lua_State *L) {
+    cz_handle *h = (cz_handle *)lua_touserdata(L, 1);
+    set_request(L, h, h->work, 2);
+    return 0;
+}
+
+/* h:perform(req, want_meta) -> record.  Stack: [1] h, [2] req, [3] want_meta.
+ * The handle is busy from before anything that could run Lua (a
+ * finalizer, at any allocation) until its record is built, so no nested
+ * use -- a close included -- can touch it meanwhile. */
 static int handle_perform(lua_State *L) {
     cz_handle *h = cz_check_handle(L, 1);
-    int want_meta = lua_toboolean(L, 3), status;
+    int want_meta = lua_toboolean(L, 3), status, broken = 0;
     CURLcode rc;
 
     luaL_checktype(L, 2, LUA_TTABLE);
     if (h->busy) return luaL_error(L, "cozmox: handle is already performing a request");
     lua_settop(L, 2);
-    set_request(L, h, 2);
     cz_getuservalue(L, 1);         /* [3] sink */
     cz_sink_push_decoder(L, 3);    /* [4] its decoder */
     cz_transfer_push_recorder(L);  /* [5] */
+    lua_pushcfunction(L, setup_protected); /* [6] */
     /* used by the callbacks and the record, which must not grow it */
     luaL_checkstack(L, 24, "cozmox: Lua stack exhausted");
     h->busy = 1;
+    release_work(h);
+    h->work = h->fresh ? curl_easy_duphandle(h->easy) : h->easy;
+    if (h->work == NULL || (h->fresh && h->share != NULL &&
+                            curl_easy_setopt(h->work, CURLOPT_SHARE, h->share) != CURLE_OK)) {
+        release_work(h);
+        h->busy = 0;
+        return luaL_error(L, "cozmox: cannot set up a transfer (out of memory)");
+    }
+    lua_pushvalue(L, 6);
+    lua_pushlightuserdata(L, h);
+    lua_pushvalue(L, 2);
+    if (lua_pcall(L, 2, 0, 0) != 0) {
+        if (!h->fresh) curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->headers); /* before the list goes */
+        free_req_headers(h);
+        if (h->fresh) release_work(h);
+        h->busy = 0;
+        return lua_error(L);
+    }
     cz_transfer_reset(&h->t, L, &h->hdrs, cz_sink_check(L, 3), 4);
-    rc = curl_easy_perform(h->easy);
-    free_req_headers(h);
-    curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->headers); /* what get_many duplicates */
-    curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, (char *)NULL);
+    h->t.easy = h->work;
+    rc = curl_easy_perform(h->work);
+    /* Point a reused handle back at what outlives the request (get_many
+     * duplicates it).  Should curl refuse, it would keep pointers to
+     * freed lists: it is closed instead ("handle is closed" next). */
+    if (!h->fresh && (curl_easy_setopt(h->work, CURLOPT_HTTPHEADER, h->headers) != CURLE_OK ||
+                      curl_easy_setopt(h->work, CURLOPT_POSTFIELDS, (char *)NULL) != CURLE_OK))
+        broken = 1;
     /* The record runs the decoder's last step: busy until it is built. */
     status = cz_transfer_record_pcall(L, 5, &h->t, rc, want_meta);
+    free_req_headers(h);
+    if (h->fresh) release_work(h);
     h->busy = 0;
+    if (broken) handle_release(h);
     if (status != 0) return lua_error(L);
     return 1;
 }

@@ -21,8 +21,11 @@ struct curl_slist *cz_handle_headers(cz_handle *h);
 int *cz_handle_busy(cz_handle *h);
 
 /* Attach the Lua state's curl share handle (DNS, TLS sessions,
- * connections) to e (curl.c). */
-void cz_share_attach(lua_State *L, CURL *e);
+ * connections) to e and return it (NULL: none) (curl.c). */
+CURLSH *cz_share_attach(lua_State *L, CURL *e);
+/* Whether each transfer must run on a fresh duplicate (easy.c). */
+int cz_handle_fresh(cz_handle *h);
+CURLSH *cz_handle_share(cz_handle *h);
 
 /* handle:perform_many(reqs, concurrency, want_meta) (multi.c). */
 int cz_perform_many(lua_State *L);

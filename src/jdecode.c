@@ -28,6 +28,7 @@
 #include "compat.h"
 #include "buffer.h"
 #include "json.h"
+#include "keeper.h"
 #include "numconv.h"
 #include "textscan.h"
 
@@ -111,6 +112,7 @@ struct cz_decoder {
     frame *frames;
     uint32_t *keyh;  /* hashes of pending object keys, see frame */
     int keyh_cap;
+    cz_keeper *keeper; /* the state's: frames, keyh, carry and scratch are kept blocks */
     strcache *cache; /* set for the duration of a parse call */
     int cache_idx;   /* stack index of the cache's string table */
     cz_buf carry;
@@ -674,7 +676,7 @@ static int open_container(lua_State *L, cz_decoder *d, int is_array, size_t at, 
     if (d->depth == d->cap) {
         int ncap = d->cap ? d->cap * 2 : 16;
         if (ncap > d->max_depth) ncap = d->max_depth;
-        f = (frame *)realloc(d->frames, (size_t)ncap * sizeof *f);
+        f = (frame *)cz_kalloc(d->keeper, d->frames, (size_t)ncap * sizeof *f);
         if (f == NULL) return fail_at(d, at, "out of memory");
         d->frames = f;
         d->cap = ncap;
@@ -686,11 +688,17 @@ static int open_container(lua_State *L, cz_decoder *d, int is_array, size_t at, 
         flush(L, parent, base, mt_idx, !parent->is_array);
         top = lua_gettop(L) - base;
     }
-    if (!lua_checkstack(L, 2 * FLUSH_AT + 8))
-        return fail_at(d, at, "the Lua stack cannot grow (nesting too deep or out of memory)");
+    /* The stack stays far below Lua's limits (STACK_SOFT_LIMIT): a stack
+     * that cannot grow is Lua out of memory. */
+    if (!lua_checkstack(L, 2 * FLUSH_AT + 8)) {
+        (void)at;
+        d->oom = 1;
+        snprintf(d->err, sizeof d->err, "not enough memory to decode the response body");
+        return 0;
+    }
     if (!is_array && top + FLUSH_AT + 2 > d->keyh_cap) {
         int ncap = (top + FLUSH_AT + 2) * 2;
-        uint32_t *kh = (uint32_t *)realloc(d->keyh, (size_t)ncap * sizeof *kh);
+        uint32_t *kh = (uint32_t *)cz_kalloc(d->keeper, d->keyh, (size_t)ncap * sizeof *kh);
         if (kh == NULL) return fail_at(d, at, "out of memory");
         d->keyh = kh;
         d->keyh_cap = ncap;
@@ -1003,6 +1011,7 @@ static int feed_protected(lua_State *L);
 static cz_decoder *decoder_new(lua_State *L, int max_depth) {
     cz_decoder *d = (cz_decoder *)cz_newuserdata(L, sizeof *d);
     decoder_reset(d, max_depth);
+    d->keeper = d->carry.keeper = d->scratch.keeper = cz_keeper_of(L);
     cz_setmetatable(L, DECODER_MT);
     return d;
 }
@@ -1027,6 +1036,7 @@ void cz_decoder_rewind(lua_State *L, int idx) {
     uint32_t *keyh = d->keyh;
     int cap = d->cap, keyh_cap = d->keyh_cap, max_depth = d->max_depth, big = d->big_strings, simd = d->simd, i;
     cz_buf carry = d->carry, scratch = d->scratch;
+    cz_keeper *keeper = d->keeper;
     if (d->nsaved > 0) {
         cz_getuservalue(L, idx);
         for (i = 1; i <= d->nsaved; i++) {
@@ -1036,6 +1046,7 @@ void cz_decoder_rewind(lua_State *L, int idx) {
         lua_pop(L, 1);
     }
     decoder_reset(d, max_depth);
+    d->keeper = keeper;
     d->big_strings = big;
     d->simd = simd;
     d->frames = frames, d->cap = cap;
@@ -1057,12 +1068,12 @@ void cz_decoder_release(lua_State *L, int idx) {
     if (d->carry.cap > KEEP_BYTES) cz_buf_free(&d->carry);
     if (d->scratch.cap > KEEP_BYTES) cz_buf_free(&d->scratch);
     if (d->cap > KEEP_FRAMES) {
-        free(d->frames);
+        cz_kfree(d->keeper, d->frames);
         d->frames = NULL;
         d->cap = 0;
     }
     if (d->keyh_cap > KEEP_FRAMES * FLUSH_AT) {
-        free(d->keyh);
+        cz_kfree(d->keeper, d->keyh);
         d->keyh = NULL;
         d->keyh_cap = 0;
     }
@@ -1116,10 +1127,10 @@ int cz_decoder_opts(lua_State *L, int idx, int *big_strings) {
 
 static int decoder_gc(lua_State *L) {
     cz_decoder *d = (cz_decoder *)luaL_checkudata(L, 1, DECODER_MT);
-    free(d->frames);
+    cz_kfree(d->keeper, d->frames);
     d->frames = NULL;
     d->cap = 0;
-    free(d->keyh);
+    cz_kfree(d->keeper, d->keyh);
     d->keyh = NULL;
     d->keyh_cap = 0;
     cz_buf_free(&d->carry);
@@ -1140,7 +1151,11 @@ static int run_feed(lua_State *L, int ud_idx, cz_decoder *d, const char *p, size
     d->failed = 1;
     /* The parked values, plus the headroom open_container reserved for
      * the innermost container's pending values in an earlier call. */
-    luaL_checkstack(L, d->nsaved + 2 * FLUSH_AT + 16, "cozmox.json: document nested too deeply");
+    if (!lua_checkstack(L, d->nsaved + 2 * FLUSH_AT + 16)) { /* far below Lua's limit: memory */
+        d->oom = 1;
+        snprintf(d->err, sizeof d->err, "not enough memory to decode the response body");
+        return 0;
+    }
     cz_getuservalue(L, ud_idx);
     saved_idx = lua_gettop(L);
     strcache_enter(L, d);
@@ -1309,6 +1324,7 @@ void cz_json_export(lua_State *L) {
 }
 
 void cz_json_register(lua_State *L) {
+    cz_keeper_register(L); /* before any decoder: finalized after them all */
     luaL_newmetatable(L, CZ_ARRAY_MT);
     lua_pop(L, 1);
     lua_getfield(L, LUA_REGISTRYINDEX, STRCACHE_KEY);

@@ -31,15 +31,25 @@
 typedef struct slot {
     CURL *easy;
     int index;      /* 1-based position in reqs; 0 when idle */
+    int used;       /* it has performed (see cz_handle_fresh) */
     int sink_idx;   /* stack index of its sink; its decoder is just above */
     cz_buf hdrs;
     cz_transfer t;
 } slot;
 
+/* A request as checked before anything started: the transfers never
+ * read the caller's tables again. */
+typedef struct req {
+    char *url;
+    lua_Number timeout, connect;
+} req;
+
 typedef struct cz_multi {
     CURLM *m;
     slot *slots;
     int nslots;
+    req *reqs;
+    int nreqs;
     int *busy;      /* the parent handle's busy flag */
 } cz_multi;
 
@@ -59,6 +69,11 @@ static void multi_release(cz_multi *mu) {
     }
     if (mu->m != NULL) curl_multi_cleanup(mu->m);
     mu->m = NULL;
+    if (mu->reqs != NULL) {
+        for (i = 0; i < mu->nreqs; i++) free(mu->reqs[i].url);
+        free(mu->reqs);
+        mu->reqs = NULL;
+    }
     if (mu->busy != NULL) *mu->busy = 0;
     mu->busy = NULL;
 }
@@ -68,28 +83,38 @@ static int multi_gc(lua_State *L) {
     return 0;
 }
 
-/* req i of the array at reqs_idx: its URL and time limits.  Raises
+/* t[name] without metamethods: no Lua code of the caller's runs here. */
+static void raw_field(lua_State *L, int idx, const char *name) {
+    idx = cz_absindex(L, idx);
+    lua_pushstring(L, name);
+    lua_rawget(L, idx);
+}
+
+/* Check reqs[i] and copy what the transfer needs into r.  Raises
  * (before anything is busy) for a malformed one. */
-static const char *check_req(lua_State *L, int reqs_idx, int i, lua_Number *timeout, lua_Number *connect) {
+static void take_req(lua_State *L, int reqs_idx, int i, req *r) {
     const char *url, *method;
+    size_t len;
     lua_rawgeti(L, reqs_idx, i);
     if (!lua_istable(L, -1)) luaL_error(L, "bad argument #1 to 'perform_many' (reqs[%d] is not a table)", i);
-    lua_getfield(L, -1, "method");
-    lua_getfield(L, -2, "url");
-    lua_getfield(L, -3, "timeout");
-    lua_getfield(L, -4, "connect_timeout");
-    method = lua_tostring(L, -4);
-    url = lua_tostring(L, -3);
-    *timeout = lua_tonumber(L, -2);
-    *connect = lua_tonumber(L, -1);
+    raw_field(L, -1, "method");
+    raw_field(L, -2, "url");
+    raw_field(L, -3, "timeout");
+    raw_field(L, -4, "connect_timeout");
+    method = lua_type(L, -4) == LUA_TSTRING ? lua_tostring(L, -4) : NULL;
+    url = lua_type(L, -3) == LUA_TSTRING ? lua_tolstring(L, -3, &len) : NULL;
+    r->timeout = lua_tonumber(L, -2);
+    r->connect = lua_tonumber(L, -1);
     if (method == NULL || strcmp(method, "GET") != 0)
         luaL_error(L, "bad argument #1 to 'perform_many' (reqs[%d].method must be \"GET\")", i);
-    if (url == NULL || strlen(url) != lua_rawlen(L, -3))
+    if (url == NULL || strlen(url) != len)
         luaL_error(L, "bad argument #1 to 'perform_many' (reqs[%d].url must be a string without NUL)", i);
-    if (!(*timeout > 0) || !(*connect > 0))
+    if (!(r->timeout > 0 && r->timeout <= 1e9) || !(r->connect > 0 && r->connect <= 1e9))
         luaL_error(L, "bad argument #1 to 'perform_many' (reqs[%d] needs timeout and connect_timeout)", i);
-    lua_pop(L, 5); /* the url stays referenced by reqs */
-    return url;
+    r->url = (char *)malloc(len + 1);
+    if (r->url == NULL) luaL_error(L, "cozmox: out of memory");
+    memcpy(r->url, url, len + 1);
+    lua_pop(L, 5);
 }
 
 static long to_ms(lua_Number seconds) {
@@ -97,22 +122,33 @@ static long to_ms(lua_Number seconds) {
     return ms < 1 ? 1 : ms;
 }
 
-/* Start reqs[index] on idle slot s; a CURLcode/CURLMcode failure is
- * returned as nonzero. */
-static int start(lua_State *L, cz_multi *mu, slot *s, int reqs_idx, int index) {
-    lua_Number timeout, connect;
-    const char *url = check_req(L, reqs_idx, index, &timeout, &connect); /* checked before: no raise */
+static CURLcode slot_setup(slot *s, cz_handle *h);
+
+/* Start request index (1-based) on idle slot s; a CURLcode/CURLMcode
+ * failure is returned as nonzero.  Runs no Lua but the sink's rewind. */
+static int start(lua_State *L, cz_multi *mu, cz_handle *h, slot *s, int index) {
+    const req *r = &mu->reqs[index - 1];
+    if (s->used && cz_handle_fresh(h)) {
+        /* old libcurl: never reuse an easy handle (see easy.c) */
+        curl_easy_cleanup(s->easy);
+        s->easy = NULL;
+        s->used = 0;
+        if (slot_setup(s, h) != CURLE_OK) return 1;
+    }
     cz_transfer_reset(&s->t, L, &s->hdrs, cz_sink_check(L, s->sink_idx), s->sink_idx + 1);
+    s->t.easy = s->easy;
     /* Over TLS (where HTTP/2 may be offered) a new transfer waits for a
      * connection that can multiplex it rather than opening one more; over
      * plain HTTP/1.1 waiting would only serialize connection setup. */
-    if (curl_easy_setopt(s->easy, CURLOPT_PIPEWAIT, strncmp(url, "https:", 6) == 0 ? 1L : 0L) != CURLE_OK ||
-        curl_easy_setopt(s->easy, CURLOPT_URL, url) != CURLE_OK ||
-        curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, to_ms(timeout)) != CURLE_OK ||
-        curl_easy_setopt(s->easy, CURLOPT_CONNECTTIMEOUT_MS, to_ms(connect < timeout ? connect : timeout)) != CURLE_OK)
+    if (curl_easy_setopt(s->easy, CURLOPT_PIPEWAIT, strncmp(r->url, "https:", 6) == 0 ? 1L : 0L) != CURLE_OK ||
+        curl_easy_setopt(s->easy, CURLOPT_URL, r->url) != CURLE_OK ||
+        curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, to_ms(r->timeout)) != CURLE_OK ||
+        curl_easy_setopt(s->easy, CURLOPT_CONNECTTIMEOUT_MS,
+                         to_ms(r->connect < r->timeout ? r->connect : r->timeout)) != CURLE_OK)
         return 1;
     if (curl_multi_add_handle(mu->m, s->easy) != CURLM_OK) return 1;
     s->index = index;
+    s->used = 1;
     return 0;
 }
 
@@ -121,6 +157,8 @@ static CURLcode slot_setup(slot *s, cz_handle *h) {
     CURLcode rc;
     s->easy = curl_easy_duphandle(cz_handle_easy(h));
     if (s->easy == NULL) return CURLE_OUT_OF_MEMORY;
+    if (cz_handle_share(h) != NULL && (rc = curl_easy_setopt(s->easy, CURLOPT_SHARE, cz_handle_share(h))) != CURLE_OK)
+        return rc;
     if ((rc = cz_transfer_bind(&s->t, s->easy)) != CURLE_OK) return rc;
     if ((rc = curl_easy_setopt(s->easy, CURLOPT_HTTPGET, 1L)) != CURLE_OK) return rc;
     if ((rc = curl_easy_setopt(s->easy, CURLOPT_CUSTOMREQUEST, (char *)NULL)) != CURLE_OK) return rc;
@@ -138,18 +176,18 @@ static int fail(lua_State *L, cz_multi *mu, const char *what) {
 int cz_perform_many(lua_State *L) {
     cz_handle *h = cz_check_handle(L, 1);
     int n, conc, want_meta, i, next = 1, active = 0, out_idx, fn_idx, model;
+    lua_Integer conc_arg;
     int *busy = cz_handle_busy(h);
     cz_multi *mu;
-    lua_Number t, c;
 
     luaL_checktype(L, 2, LUA_TTABLE);
     n = (int)lua_rawlen(L, 2);
-    conc = (int)luaL_optinteger(L, 3, 8);
-    luaL_argcheck(L, conc >= 1 && conc <= MAX_CONCURRENCY, 3, "concurrency out of range");
+    conc_arg = luaL_optinteger(L, 3, 8);
+    luaL_argcheck(L, conc_arg >= 1 && conc_arg <= MAX_CONCURRENCY, 3, "concurrency out of range");
+    conc = (int)conc_arg;
     want_meta = lua_toboolean(L, 4);
     if (*busy) return luaL_error(L, "cozmox: handle is already performing a request");
     lua_settop(L, 4);
-    for (i = 1; i <= n; i++) (void)check_req(L, 2, i, &t, &c);
     if (conc > n) conc = n > 0 ? n : 1;
 
     lua_createtable(L, n, 0);
@@ -161,6 +199,13 @@ int cz_perform_many(lua_State *L) {
     cz_setmetatable(L, MULTI_MT);
     lua_pushvalue(L, 1);
     cz_setuservalue(L, -2); /* the parent outlives the multi's __gc */
+    /* Every request checked and copied before anything is busy. */
+    mu->reqs = (req *)calloc(n > 0 ? (size_t)n : 1, sizeof(req));
+    if (mu->reqs == NULL) return luaL_error(L, "cozmox: out of memory");
+    for (i = 1; i <= n; i++) {
+        take_req(L, 2, i, &mu->reqs[i - 1]);
+        mu->nreqs = i;
+    }
     mu->m = curl_multi_init();
     mu->slots = (slot *)calloc((size_t)conc, sizeof(slot));
     if (mu->m == NULL || mu->slots == NULL) return fail(L, mu, "out of memory");
@@ -189,7 +234,7 @@ int cz_perform_many(lua_State *L) {
         CURLMsg *msg;
         for (i = 0; i < conc && next <= n; i++) {
             if (mu->slots[i].index == 0) {
-                if (start(L, mu, &mu->slots[i], 2, next++) != 0) return fail(L, mu, "cannot start a transfer");
+                if (start(L, mu, h, &mu->slots[i], next++) != 0) return fail(L, mu, "cannot start a transfer");
                 active++;
             }
         }

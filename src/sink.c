@@ -11,6 +11,7 @@
 #include <zlib.h>
 #include "compat.h"
 #include "json.h"
+#include "keeper.h"
 #include "sink.h"
 
 #define INFLATE_OUT 65536
@@ -31,6 +32,7 @@ struct cz_sink {
     const char *kind;    /* the sink's verdict: too_large, decode, memory */
     size_t snip_len;
     unsigned char *zout; /* inflate output, INFLATE_OUT bytes */
+    cz_keeper *keeper;   /* the state's: zout and zlib's own memory are kept blocks */
     z_stream z;
     char snippet[CZ_SNIPPET_MAX];
     char message[256];
@@ -49,7 +51,7 @@ static void zlib_end(cz_sink *s) {
 static int sink_gc(lua_State *L) {
     cz_sink *s = (cz_sink *)luaL_checkudata(L, 1, CZ_SINK_MT);
     zlib_end(s);
-    free(s->zout);
+    cz_kfree(s->keeper, s->zout);
     s->zout = NULL;
     return 0;
 }
@@ -58,6 +60,7 @@ cz_sink *cz_sink_push(lua_State *L, double max_bytes, int max_depth, int big_str
     cz_sink *s = (cz_sink *)cz_newuserdata(L, sizeof *s);
     memset(s, 0, sizeof *s);
     s->max_bytes = max_bytes;
+    s->keeper = cz_keeper_of(L);
     cz_setmetatable(L, CZ_SINK_MT);
     cz_decoder_set_big_strings(cz_decoder_push(L, max_depth), big_strings);
     cz_setuservalue(L, -2);
@@ -162,6 +165,16 @@ static int zfail(cz_sink *s, const char *what) {
     return stop(s, "decode");
 }
 
+/* zlib's own memory as kept blocks. */
+static voidpf zalloc_kept(voidpf opaque, uInt items, uInt size) {
+    if (size != 0 && items > (uInt)-1 / size) return Z_NULL;
+    return cz_kalloc((cz_keeper *)opaque, NULL, (size_t)items * size);
+}
+
+static void zfree_kept(voidpf opaque, voidpf p) {
+    cz_kfree((cz_keeper *)opaque, p);
+}
+
 /* Start the inflate stream once the first byte says which wrapper the
  * body has: gzip, zlib (RFC 1950, what "deflate" means) or -- as some
  * servers send for "deflate" -- a raw deflate stream. */
@@ -172,13 +185,16 @@ static int zstart(cz_sink *s, unsigned char b0, unsigned char b1, size_t avail) 
         bits = zlib_hdr ? 15 : -15;
     }
     if (s->zout == NULL) {
-        s->zout = (unsigned char *)malloc(INFLATE_OUT);
+        s->zout = (unsigned char *)cz_kalloc(s->keeper, NULL, INFLATE_OUT);
         if (s->zout == NULL) {
             snprintf(s->message, sizeof s->message, "not enough memory to decode the response body");
             return stop(s, "memory");
         }
     }
     memset(&s->z, 0, sizeof s->z);
+    s->z.zalloc = zalloc_kept;
+    s->z.zfree = zfree_kept;
+    s->z.opaque = s->keeper;
     if (inflateInit2(&s->z, bits) != Z_OK) {
         snprintf(s->message, sizeof s->message, "not enough memory to decode the response body");
         return stop(s, "memory");

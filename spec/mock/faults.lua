@@ -390,6 +390,10 @@ local HOSTILE_HEADS = {
   ["header-repeats"] = function()
     return "HTTP/1.1 200 OK\r\n" .. str_rep("X-Rep: abcdefghijklm\r\n", 20000) .. "Content-Length: 2\r\n\r\n{}"
   end,
+  -- the first header line folded (obs-fold with nothing to continue)
+  ["folded-first"] = function()
+    return "HTTP/1.1 200 OK\r\n X-Folded: y\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+  end,
   -- a header line without a colon
   ["header-garbage"] = function()
     return "HTTP/1.1 200 OK\r\nthis is not a header\r\nContent-Length: 2\r\n\r\n{}"
