@@ -376,7 +376,7 @@ static CZ_SSSE3 int string_fast(lua_State *L, cz_decoder *d, const unsigned char
             if ((cp = unicode_escape(q, &elen)) < 0) return STR_RESTART;
             len += put_utf8(b->data + len, (unsigned)cp);
             q += elen;
-        } while (*q == '\\');
+        } while (q < end && *q == '\\');
     }
     if (_mm_movemask_epi8(_mm_cmpeq_epi8(err, zero)) != 0xFFFF) return STR_RESTART;
     /* Hand over at the start of the sequence the last block left open. */
