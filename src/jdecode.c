@@ -196,24 +196,6 @@ static size_t put_utf8(char *o, unsigned cp) {
 #define TOK_OK 1
 #define TOK_MORE 2 /* ran out of input inside the token */
 
-/* The code point of the \u escape at q (q[1] == 'u', at least 12 bytes
- * readable from q), pairing a high surrogate with a \uDC00-\uDFFF escape
- * right after it (unpaired halves become U+FFFD), and the escape's
- * length; -1 for invalid hex digits. */
-static inline long unicode_escape(const unsigned char *q, int *len) {
-    int h = hex4(q + 2), lo;
-    *len = 6;
-    if (h < 0) return -1;
-    if (h >= 0xD800 && h <= 0xDBFF) {
-        if (q[6] == '\\' && q[7] == 'u' && (lo = hex4(q + 8)) >= 0xDC00 && lo <= 0xDFFF) {
-            *len = 12;
-            return 0x10000 + ((long)(h - 0xD800) << 10) + (lo - 0xDC00);
-        }
-        return 0xFFFD;
-    }
-    return h >= 0xDC00 && h <= 0xDFFF ? 0xFFFD : h;
-}
-
 /* The rest of a string with escapes, from q (the first byte not decoded
  * yet: the start of a character) into d->scratch, which holds the text
  * before q decoded; push it.  s: the opening quote, `at` its document
@@ -286,13 +268,31 @@ static int string_rest(lua_State *L, cz_decoder *d, const unsigned char *s,
     return TOK_MORE;
 }
 
+#if defined(CZ_TEXT_SSSE3)
+/* The code point of the \u escape at q (q[1] == 'u', at least 12 bytes
+ * readable from q), pairing a high surrogate with a \uDC00-\uDFFF escape
+ * right after it (unpaired halves become U+FFFD), and the escape's
+ * length; -1 for invalid hex digits. */
+static inline long unicode_escape(const unsigned char *q, int *len) {
+    int h = hex4(q + 2), lo;
+    *len = 6;
+    if (h < 0) return -1;
+    if (h >= 0xD800 && h <= 0xDBFF) {
+        if (q[6] == '\\' && q[7] == 'u' && (lo = hex4(q + 8)) >= 0xDC00 && lo <= 0xDFFF) {
+            *len = 12;
+            return 0x10000 + ((long)(h - 0xD800) << 10) + (lo - 0xDC00);
+        }
+        return 0xFFFD;
+    }
+    return h >= 0xDC00 && h <= 0xDFFF ? 0xFFFD : h;
+}
+
 /* Decoded value of the escape letter after a backslash ('u' apart), 0
  * for an invalid one. */
 static const unsigned char escape_char[256] = {
     ['"'] = '"', ['\\'] = '\\', ['/'] = '/', ['b'] = '\b',
     ['f'] = '\f', ['n'] = '\n', ['r'] = '\r', ['t'] = '\t'};
 
-#if defined(CZ_TEXT_SSSE3)
 #define STR_SCALAR 3  /* string_fast: the scalar path goes on from *qp */
 #define STR_RESTART 4 /* string_fast: something is wrong: rescan from the quote */
 
@@ -1091,7 +1091,7 @@ void cz_decoder_set_simd(cz_decoder *d, int on) {
 #if defined(CZ_TEXT_SSSE3)
     d->simd = on && cz_have_ssse3();
 #else
-    (void)on;
+    (void)d, (void)on;
 #endif
 }
 

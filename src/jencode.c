@@ -54,6 +54,7 @@ typedef struct enc {
     cz_buf *keys;                               /* sort_keys: keyref stack, else NULL */
     int pretty;                                 /* indent given */
     int ssse3;                                  /* enc_string_fast may run */
+    size_t memo_lim;                            /* memo strings shorter than this */
     strmemo memo[1 << MEMO_BITS];               /* enc_string */
     size_t indent_len;
     char indent[MAX_INDENT];
@@ -307,15 +308,17 @@ static inline void enc_string_any(enc *e, const unsigned char *s, size_t n) {
 /* The Lua string s[0..n) (a pointer lua_tolstring gave for a string) as
  * a quoted JSON string.  Short strings repeat (keys above all): the spot
  * in the output where one was last written is remembered by its address,
- * and a repeat is copied from there.  Within one encode no string can be
- * freed or changed (the value holds them all and no Lua code runs), so
- * an address stands for its bytes; entries die with the encode call, and
- * all of them when the output is rewound. */
+ * and a repeat is copied from there.  An address stands for the same
+ * bytes while the memo is on: the value holds every string it reaches,
+ * and nothing allocates Lua memory meanwhile, so no collection (whose
+ * finalizers could change the value) runs.  sort_keys pushes a string per
+ * member, so there the memo is off (memo_lim 0).  Entries die with the
+ * encode call, and all of them when the output is rewound. */
 static inline void enc_string(enc *e, const unsigned char *s, size_t n) {
     cz_buf *b = e->b;
     strmemo *m;
     size_t at;
-    if (n > MEMO_MAXLEN) {
+    if (n >= e->memo_lim) {
         enc_string_any(e, s, n);
         return;
     }
@@ -618,6 +621,7 @@ int cz_json_encode(lua_State *L) {
     e.keys = sort ? cz_buf_push(L) : NULL;
     e.depth = 0;
     memset(e.memo, 0, sizeof e.memo);
+    e.memo_lim = sort ? 0 : MEMO_MAXLEN + 1;
 #if defined(CZ_TEXT_SSSE3)
     e.ssse3 = cz_have_ssse3();
 #else

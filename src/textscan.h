@@ -140,7 +140,7 @@ static inline const unsigned char *cz_skip_text_scalar(const unsigned char *q, c
  * the answer whenever a block holds an error, and for the last < 16
  * bytes, so that positions and error kinds stay those of the scalar
  * path. */
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(CZ_NO_SSSE3)
 #define CZ_TEXT_SSSE3 1
 #include <tmmintrin.h>
 
