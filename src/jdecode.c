@@ -32,7 +32,7 @@
 #include "numconv.h"
 #include "textscan.h"
 
-#define DECODER_MT "cozmox.decoder"
+#define DECODER_MT CZ_DECODER_MT
 #define STRCACHE_KEY "cozmox.strcache"
 
 /* Short strings recently pushed by any decoder of this Lua state: keys

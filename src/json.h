@@ -14,6 +14,8 @@
 
 /* luaL_newmetatable name of the array metatable (exported as array_mt). */
 #define CZ_ARRAY_MT "cozmox.array"
+/* luaL_newmetatable name of decoder userdata. */
+#define CZ_DECODER_MT "cozmox.decoder"
 #define CZ_DEFAULT_MAX_DEPTH 1000
 
 /* --- encoder (jencode.c) ---------------------------------------------- */

@@ -94,7 +94,7 @@ static void raw_field(lua_State *L, int idx, const char *name) {
  * (before anything is busy) for a malformed one. */
 static void take_req(lua_State *L, int reqs_idx, int i, req *r) {
     const char *url, *method;
-    size_t len;
+    size_t len = 0;
     lua_rawgeti(L, reqs_idx, i);
     if (!lua_istable(L, -1)) luaL_error(L, "bad argument #1 to 'perform_many' (reqs[%d] is not a table)", i);
     raw_field(L, -1, "method");

@@ -16,7 +16,7 @@
 
 #define INFLATE_OUT 65536
 
-enum { CODING_NONE, CODING_GZIP, CODING_DEFLATE };
+enum { CODING_NONE, CODING_GZIP, CODING_DEFLATE, CODING_UNKNOWN };
 /* inflate state of the current body */
 enum { Z_IDLE, Z_HEADER, Z_RUNNING, Z_DONE };
 
@@ -28,6 +28,7 @@ struct cz_sink {
     int zstate;
     int zinit;           /* z holds an inflate stream (inflateEnd needed) */
     int stopped;         /* the sink refused further bytes */
+    int busy;            /* its decoder is running (Lua could re-enter) */
     int decode_failed;   /* the decoder rejected the body */
     const char *kind;    /* the sink's verdict: too_large, decode, memory */
     size_t snip_len;
@@ -84,6 +85,7 @@ cz_sink *cz_sink_check(lua_State *L, int idx) {
 
 void cz_sink_push_decoder(lua_State *L, int sink_idx) {
     cz_getuservalue(L, sink_idx);
+    if (cz_testudata(L, -1, CZ_DECODER_MT) == NULL) luaL_error(L, "cozmox: the sink has lost its decoder");
 }
 
 int cz_sink_stopped(const cz_sink *s) { return s->stopped; }
@@ -113,10 +115,10 @@ void cz_sink_begin(lua_State *L, cz_sink *s, int dec_idx, long status, const cha
     if (ascii_ieq(coding, "gzip") || ascii_ieq(coding, "x-gzip")) s->coding = CODING_GZIP;
     else if (ascii_ieq(coding, "deflate")) s->coding = CODING_DEFLATE;
     else {
-        /* Not asked for: the body cannot be read (finish says so). */
+        /* Not asked for: a body cannot be read -- an empty one is fine
+         * (HEAD, 204, 304, Content-Length: 0), as curl has it. */
         snprintf(s->message, sizeof s->message, "unsupported Content-Encoding '%.40s'", coding);
-        s->kind = "decode";
-        s->stopped = 1;
+        s->coding = CODING_UNKNOWN;
         return;
     }
     s->zstate = Z_HEADER;
@@ -244,10 +246,14 @@ static int feed_coded(lua_State *L, cz_sink *s, int dec_idx, const unsigned char
 }
 
 int cz_sink_feed(lua_State *L, cz_sink *s, int dec_idx, const char *p, size_t n) {
+    int go;
     if (s->stopped) return 0;
     if (n == 0) return 1;
-    if (s->coding == CODING_NONE) return take(L, s, dec_idx, p, n);
-    return feed_coded(L, s, dec_idx, (const unsigned char *)p, n);
+    if (s->coding == CODING_UNKNOWN) return stop(s, "decode");
+    s->busy = 1;
+    go = s->coding == CODING_NONE ? take(L, s, dec_idx, p, n) : feed_coded(L, s, dec_idx, (const unsigned char *)p, n);
+    s->busy = 0;
+    return go;
 }
 
 /* ------------------------------------------------------------ verdict */
@@ -276,7 +282,11 @@ void cz_sink_finish(lua_State *L, cz_sink *s, int dec_idx, int rec_idx, int cut)
     } else if (s->decode_failed) {
         set_failure(L, s, rec_idx, "decode");
     } else if (s->received > 0) {
-        if (cz_decoder_finish_raw(L, dec_idx)) {
+        int ok;
+        s->busy = 1;
+        ok = cz_decoder_finish_raw(L, dec_idx);
+        s->busy = 0;
+        if (ok) {
             lua_setfield(L, rec_idx, "value");
         } else {
             cz_decoder *d = (cz_decoder *)lua_touserdata(L, dec_idx);
@@ -284,7 +294,7 @@ void cz_sink_finish(lua_State *L, cz_sink *s, int dec_idx, int rec_idx, int cut)
             set_failure(L, s, rec_idx, cz_decoder_oom(d) ? "memory" : "decode");
         }
     }
-    lua_pushnumber(L, s->received);
+    cz_pushint64(L, (long long)s->received);
     lua_setfield(L, rec_idx, "bytes");
     zlib_end(s);
     cz_decoder_release(L, dec_idx);
@@ -303,8 +313,16 @@ int cz_sink_new(lua_State *L) {
     return 1;
 }
 
-static int l_begin(lua_State *L) {
+/* The Lua methods refuse a sink whose decoder is running: a finalizer or
+ * hook that runs inside it must not rewind or release it under it. */
+static cz_sink *check_idle(lua_State *L) {
     cz_sink *s = cz_sink_check(L, 1);
+    if (s->busy) luaL_error(L, "cozmox: the sink is in use (re-entered while it decodes)");
+    return s;
+}
+
+static int l_begin(lua_State *L) {
+    cz_sink *s = check_idle(L);
     long status = (long)luaL_checkinteger(L, 2);
     const char *coding = luaL_optstring(L, 3, NULL);
     lua_settop(L, 3);
@@ -314,7 +332,7 @@ static int l_begin(lua_State *L) {
 }
 
 static int l_feed(lua_State *L) {
-    cz_sink *s = cz_sink_check(L, 1);
+    cz_sink *s = check_idle(L);
     size_t n;
     const char *p = luaL_checklstring(L, 2, &n);
     lua_settop(L, 2);
@@ -324,7 +342,7 @@ static int l_feed(lua_State *L) {
 }
 
 static int l_finish(lua_State *L) {
-    cz_sink *s = cz_sink_check(L, 1);
+    cz_sink *s = check_idle(L);
     int cut;
     luaL_checktype(L, 2, LUA_TTABLE);
     cut = lua_toboolean(L, 3);
@@ -337,7 +355,7 @@ static int l_finish(lua_State *L) {
 }
 
 static int l_received(lua_State *L) {
-    lua_pushnumber(L, cz_sink_check(L, 1)->received);
+    cz_pushint64(L, (long long)cz_sink_check(L, 1)->received);
     return 1;
 }
 

@@ -31,7 +31,13 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata) {
     cz_buf *b = t->hdrs;
     size_t n = size * nmemb;
     t->started = 1;
-    if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) b->len = 0;
+    if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
+        b->len = 0;
+        t->headers_done = 0;
+    } else if (t->headers_done) {
+        return n; /* trailers of a chunked body: not headers of the response */
+    }
+    if (n <= 2 && (ptr[0] == '\r' || ptr[0] == '\n')) t->headers_done = 1;
     if (n > CZ_HEADERS_MAX - b->len || !cz_buf_add(b, ptr, n)) {
         t->headers_too_large = 1;
         return 0;
@@ -54,7 +60,7 @@ void cz_transfer_reset(cz_transfer *t, lua_State *L, cz_buf *hdrs, cz_sink *sink
     t->hdrs = hdrs;
     t->sink = sink;
     t->dec_idx = dec_idx;
-    t->started = t->body_begun = t->headers_too_large = 0;
+    t->started = t->body_begun = t->headers_too_large = t->headers_done = 0;
     t->errbuf[0] = '\0';
     hdrs->len = 0;
     cz_sink_begin(L, sink, dec_idx, 0, NULL);
@@ -149,11 +155,18 @@ static void each_header(const cz_buf *hdrs, void (*fn)(const char *, size_t, con
  * end (linear in the section's size, however many repeats). */
 static void add_header(const char *n, size_t nlen, const char *v, size_t vlen, void *ud) {
     lua_State *L = (lua_State *)ud;
-    char name[128];
+    char name[256];
     size_t i;
-    if (nlen >= sizeof name || !lua_checkstack(L, 4)) return;
-    for (i = 0; i < nlen; i++) name[i] = (char)((n[i] >= 'A' && n[i] <= 'Z') ? n[i] + 32 : n[i]);
-    lua_pushlstring(L, name, nlen);
+    if (!lua_checkstack(L, 4)) return;
+    if (nlen <= sizeof name) {
+        for (i = 0; i < nlen; i++) name[i] = (char)((n[i] >= 'A' && n[i] <= 'Z') ? n[i] + 32 : n[i]);
+        lua_pushlstring(L, name, nlen);
+    } else { /* a long name: lower-cased through a buffer on the stack */
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        for (i = 0; i < nlen; i++) luaL_addchar(&b, (char)((n[i] >= 'A' && n[i] <= 'Z') ? n[i] + 32 : n[i]));
+        luaL_pushresult(&b);
+    }
     lua_pushvalue(L, -1);
     lua_rawget(L, -3);
     switch (lua_type(L, -1)) {
@@ -269,7 +282,8 @@ void cz_transfer_record(lua_State *L, cz_transfer *t, CURLcode rc, int want_meta
             cz_sink_set_status(t->sink, status);
         }
     }
-    lua_pushinteger(L, (lua_Integer)rc);
+    /* a body the sink stopped is the sink's verdict, not curl's failure */
+    lua_pushinteger(L, cz_sink_stopped(t->sink) ? 0 : (lua_Integer)rc);
     lua_setfield(L, rec, "code");
     lua_pushboolean(L, t->started);
     lua_setfield(L, rec, "started");

@@ -37,6 +37,7 @@ typedef struct cz_transfer {
     int started;           /* some response byte (header) arrived */
     int body_begun;        /* the sink knows the final status */
     int headers_too_large;
+    int headers_done;      /* the blank line after the headers came */
     char errbuf[CURL_ERROR_SIZE];
 } cz_transfer;
 

@@ -30,6 +30,7 @@ local io_stderr = io.stderr
 local IDEMPOTENT, retryable, retry_delay = retry.IDEMPOTENT, retry.retryable, retry.delay
 local nginx_can_yield, in_nginx = transport.nginx_can_yield, transport.in_nginx
 local resolve_location, parse_url, same_origin = transport.resolve_location, transport.parse_url, transport.same_origin
+local clean_location = transport.clean_location
 
 local _M = {}
 
@@ -115,6 +116,10 @@ local function follow(st, t, method, url, body, lines, deadline, want_meta, rec)
         if hops > MAX_REDIRECTS then
             return transport.failure("network", "more than " .. MAX_REDIRECTS .. " redirects", 47, true)
         end
+        location = clean_location(location)
+        if not location then
+            return transport.failure("network", "redirect with an invalid Location header refused", 8, true)
+        end
         local next_url = resolve_location(url, location)
         local scheme = next_url and parse_url(next_url)
         if not scheme then
@@ -129,6 +134,7 @@ local function follow(st, t, method, url, body, lines, deadline, want_meta, rec)
         end
         no_auth = no_auth or not same_origin(origin, next_url)
         url = next_url
+        if st.closed then return transport.failure("closed", "the client was closed during the call", 0, true) end
         if deadline - now() <= 0 then return timeout_record("while following redirects") end
         rec = t:perform(request_record(method, url, body, lines, no_auth, deadline, s), want_meta)
     end
@@ -249,6 +255,10 @@ local function call_many(st, paths, concurrency, shape)
     while #pending > 0 do
         local t, terr = transport_for(st)
         if not t then return fail_all(terr) end
+        if st.closed then
+            for _, i in ipairs(pending) do errs[i], failed = closed_error("GET", paths[i], attempts[i]), failed + 1 end
+            break
+        end
         local reqs = {}
         for k, i in ipairs(pending) do
             reqs[k] = request_record("GET", s.base_url .. paths[i], nil, nil, false, deadline, s)
@@ -439,15 +449,18 @@ Client.__close = Client.close
 local function api_of(c)
     local api = {}
     --- value | nil, err for an endpoint answering with one JSON object.
-    function api.object(method, path, body, retry_any)
-        local st = check_open(c, 3)
+    --  level: the user's frame as seen from here (default 3: the
+    --  caller of the resource function calling this).
+    function api.object(method, path, body, retry_any, level)
+        local st = check_open(c, level or 3)
         local value, status = call(st, method, path, body, nil, retry_any)
         if value == nil and type(status) ~= "number" then return nil, status end
         return as_object(value, status, method, path)
     end
     --- results, errors, failed for GET of many paths.
     function api.get_many(paths, concurrency, shape)
-        return call_many(check_open(c, 3), paths, concurrency, shape)
+        local results, errs, failed = call_many(check_open(c, 3), paths, concurrency, shape)
+        return results, errs, failed
     end
     api.query_string = query_string
     api.as_object = as_object

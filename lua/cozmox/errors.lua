@@ -53,6 +53,24 @@ _M.TRANSPORT_KINDS = TRANSPORT_KINDS
 
 local ESC = { ["\r"] = "\\r", ["\n"] = "\\n", ["\t"] = "\\t" }
 
+-- Characters a terminal or log viewer acts on rather than shows: the C1
+-- controls (U+0080..U+009F, CSI among them), line and paragraph
+-- separators, and the bidirectional overrides and isolates that can make
+-- a line read otherwise than it is.  Shown as \u{XXXX}.
+local SHOWN_AS_CODE = {}
+do
+    local function utf8_char(cp)
+        if cp < 0x800 then
+            return string.char(0xC0 + math.floor(cp / 64), 0x80 + cp % 64)
+        end
+        return string.char(0xE0 + math.floor(cp / 4096), 0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
+    end
+    local ranges = { { 0x80, 0x9F }, { 0x061C, 0x061C }, { 0x200E, 0x200F }, { 0x2028, 0x202E }, { 0x2066, 0x2069 } }
+    for _, r in ipairs(ranges) do
+        for cp = r[1], r[2] do SHOWN_AS_CODE[utf8_char(cp)] = cp end
+    end
+end
+
 -- Length of the valid UTF-8 sequence at i of s, or nil.
 local function utf8_len(s, i)
     local c = str_byte(s, i)
@@ -95,8 +113,13 @@ function _M.clean(s, max)
             piece, step = str_char(c), 1
         else
             step = utf8_len(s, i)
-            if step then piece = str_sub(s, i, i + step - 1)
-            else piece, step = str_format("\\x%02X", c), 1 end
+            if step then
+                piece = str_sub(s, i, i + step - 1)
+                local cp = SHOWN_AS_CODE[piece]
+                if cp then piece = str_format("\\u{%04X}", cp) end
+            else
+                piece, step = str_format("\\x%02X", c), 1
+            end
         end
         if n + #piece > max then
             out[#out + 1] = "..."
@@ -150,25 +173,32 @@ function redact(s, needle, cut)
 end
 _M.redact = redact
 
--- Every string of a decoded body (keys and values), redacted in place.
-local function redact_tree(v, needle, depth)
-    if depth > 200 then return end
-    local renames
-    for k, x in next, v do
-        if type(x) == "string" then
-            local y = redact(x, needle)
-            if y ~= x then v[k] = y end
-        elseif type(x) == "table" then
-            redact_tree(x, needle, depth + 1)
+-- Every string of a decoded body (keys and values), redacted in place,
+-- however deep (a walk with its own stack: decoded JSON has no cycles).
+local function redact_tree(root, needle)
+    local stack, n = { root }, 1
+    while n > 0 do
+        local v = stack[n]
+        stack[n] = nil
+        n = n - 1
+        local renames
+        for k, x in next, v do
+            if type(x) == "string" then
+                local y = redact(x, needle)
+                if y ~= x then v[k] = y end
+            elseif type(x) == "table" then
+                n = n + 1
+                stack[n] = x
+            end
+            if type(k) == "string" and str_find(k, needle, 1, true) then
+                renames = renames or {}
+                renames[k] = true
+            end
         end
-        if type(k) == "string" and str_find(k, needle, 1, true) then
-            renames = renames or {}
-            renames[k] = true
-        end
-    end
-    if renames then
-        for k in pairs(renames) do
-            v[redact(k, needle)], v[k] = v[k], nil
+        if renames then
+            for k in pairs(renames) do
+                v[redact(k, needle)], v[k] = v[k], nil
+            end
         end
     end
 end
@@ -223,7 +253,7 @@ local new = _M.new
 function _M.http(status, body, snippet, method, path, secret)
     local reason, message = REASONS[status], nil
     if type(body) == "table" then
-        if secret then redact_tree(body, secret, 0) end
+        if secret then redact_tree(body, secret) end
         if type(body.error) == "string" then reason = reason or clean(body.error, 100) end
         local m = body.message
         if type(m) == "string" then

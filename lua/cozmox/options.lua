@@ -143,35 +143,40 @@ function _M.resolve(opts, level)
     if type(opts) ~= "table" then
         error("bad argument #1 to 'new' (table expected, got " .. type(opts) .. ")", level)
     end
-    for k, v in pairs(opts) do
-        local spec = BY_NAME[k]
-        if spec == nil then
+    for k in pairs(opts) do
+        if BY_NAME[k] == nil then
             error(str_format("bad argument #1 to 'new' (unknown option '%s')", tostring(k)), level)
         end
-        if not type_ok(spec.type, v) then
-            bad(k, str_format("must be a %s, got %s", (str_gsub(spec.type, "|", " or ")), type(v)), level)
-        end
-        if spec.check and type(v) ~= "function" then
-            local why = spec.check(v)
-            if why then bad(k, why, level) end
-        end
     end
-    local s = {}
+    -- Every option is read once, and what is read is what is checked (a
+    -- table of defaults behind __index included).
+    local s, given = {}, {}
     for _, spec in ipairs(_M.SPECS) do
-        local v = opts[spec.name]
-        if v == nil then v = spec.default end
-        s[spec.name] = v
+        local k, v = spec.name, opts[spec.name]
+        if v ~= nil then
+            if not type_ok(spec.type, v) then
+                bad(k, str_format("must be a %s, got %s", (str_gsub(spec.type, "|", " or ")), type(v)), level)
+            end
+            if spec.check and type(v) ~= "function" then
+                local why = spec.check(v)
+                if why then bad(k, why, level) end
+            end
+            given[k] = true
+        else
+            v = spec.default
+        end
+        s[k] = v
     end
 
     -- From the environment, where the caller did not say.
-    if opts.token == nil then
+    if not given.token then
         local env = os_getenv("COZMOX_TOKEN")
         if env ~= nil and env ~= "" then
             if has_ctl(env) then error("cozmox: COZMOX_TOKEN must not contain control characters", level) end
             s.token = env
         end
     end
-    if opts.base_url == nil then
+    if not given.base_url then
         local env = os_getenv("COZMOX_BASE_URL")
         if env ~= nil and env ~= "" then
             local why = check_base_url(env)
@@ -179,11 +184,11 @@ function _M.resolve(opts, level)
             s.base_url = env
         end
     else
-        local why = check_base_url(opts.base_url)
+        local why = check_base_url(s.base_url)
         if why then bad("base_url", why, level) end
     end
     s.base_url = str_gsub(s.base_url, "/+$", "")
-    if opts.debug == nil then
+    if not given.debug then
         local env = os_getenv("COZMOX_DEBUG")
         s.debug = env ~= nil and env ~= "" and env ~= "0"
     end

@@ -36,20 +36,28 @@ function _M.http_date(s)
     return days_from_civil(tonumber(y), m, tonumber(d)) * 86400 + tonumber(hh) * 3600 + tonumber(mm) * 60 + tonumber(ss)
 end
 
+-- A header value the server controls, if short enough to be what we
+-- look for: longer ones are not matched at all (patterns with optional
+-- parts backtrack on long inputs, and never yield to the deadline).
+local function short(v)
+    if type(v) ~= "string" or #v > 40 then return nil end
+    return v
+end
+
 --- Seconds the server asked us to wait (429/503), or nil.  header(name)
 --  returns a response header of the last response.
 function _M.server_wait(status, header, now)
     now = now or os_time()
     if status == 429 or status == 503 then
-        local ra = header("retry-after")
-        if type(ra) == "string" then
+        local ra = short(header("retry-after"))
+        if ra then
             if str_match(ra, "^%s*%d+%s*$") then return tonumber(ra) end
             local at = _M.http_date(ra)
             if at then return math_max(0, at - now) end
         end
     end
-    local reset = header("x-ratelimit-reset")
-    if type(reset) == "string" and str_match(reset, "^%s*%d+%.?%d*%s*$") then
+    local reset = short(header("x-ratelimit-reset"))
+    if reset and str_match(reset, "^%s*%d+%.?%d*%s*$") then
         return math_max(0, tonumber(reset) - now)
     end
     return nil

@@ -448,9 +448,9 @@ local function wrapped(s, err)
 end
 
 -- GET /session with query; the page with its sessions wrapped.
-local function fetch_page(api, query)
+local function fetch_page(api, query, level)
     local path = "/session" .. api.query_string(query, "list")
-    local page, err = api.object("GET", path)
+    local page, err = api.object("GET", path, nil, nil, level)
     if page == nil then return nil, err end
     local results = page.results
     if type(results) ~= "table" or getmetatable(results) ~= array_mt then
@@ -516,11 +516,12 @@ function _M.bind(api)
             end
         end
         local as_object = api.as_object
-        return api.get_many(paths, concurrency, function(v, status, method, path)
+        local results, errs, failed = api.get_many(paths, concurrency, function(v, status, method, path)
             local obj, err = as_object(v, status, method, path)
             if obj then wrap(obj) end
             return obj, err
         end)
+        return results, errs, failed -- not a tail call: errors name the caller's line
     end
 
     ---GET /session: one page { results = {...}, metadata = {...} }.
@@ -528,7 +529,8 @@ function _M.bind(api)
     ---@return cozmox.SessionListPage? page
     ---@return cozmox.Error? err
     function res.list(params)
-        return fetch_page(api, list_query(params, "list", 2))
+        local page, err = fetch_page(api, list_query(params, "list", 2), 4)
+        return page, err -- not a tail call: errors name the caller's line (5.1 counts tail calls)
     end
 
     ---Every session across pages, fetched page by page as the loop goes:
@@ -549,7 +551,7 @@ function _M.bind(api)
                 end
                 if done then return nil end
                 query.page = page_no
-                local page, err = fetch_page(api, query)
+                local page, err = fetch_page(api, query, 4) -- the for loop's line
                 if page == nil then
                     done = true
                     error(err, 0)

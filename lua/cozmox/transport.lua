@@ -13,7 +13,8 @@
 --
 --   rec  = t:perform(req, want_meta)
 --   recs = t:perform_many(reqs, concurrency, want_meta)   records indexed like reqs
---   t:close()                                             idempotent
+--   t:close()                 idempotent; afterwards perform gives records of
+--                             kind "closed" (a transport never reopens)
 --
 -- The request record (built by the client):
 --   method           "GET", "POST", ...
@@ -30,7 +31,7 @@
 --   status    HTTP status of the response, or nil when none arrived
 --   value     the decoded JSON body (nil when empty or on a failure)
 --   kind      nil on success (any status); else "network", "timeout",
---             "tls", "config", "decode", "too_large" or "memory"
+--             "tls", "config", "decode", "too_large", "memory" or "closed"
 --   message   what went wrong, when kind is set
 --   code      curl's CURLcode, or the code curl would have given
 --             (6 resolve, 7 connect, 28 timeout, 35/60 TLS, 55 send,
@@ -116,6 +117,19 @@ function _M.resolve_location(base, location)
     return scheme .. "://" .. authority .. table.concat(out, "/") .. query
 end
 
+local LOCATION_MAX = 8192
+
+--- A Location header fit to follow: at most 8 KB, no spaces or control
+--  characters (two Location headers, joined with ", ", have one), bytes
+--  beyond ASCII percent-encoded.  Returns it, or nil.
+function _M.clean_location(location)
+    if type(location) ~= "string" or #location == 0 or #location > LOCATION_MAX
+        or str_find(location, "[%z\1-\32\127]") then
+        return nil
+    end
+    return (location:gsub("[\128-\255]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
 --- Do two URLs have the same origin (scheme, host and port)?
 function _M.same_origin(a, b)
     local s1, h1, p1 = _M.parse_url(a)
@@ -141,6 +155,11 @@ end
 --- A record for a failure before any response (code: curl's CURLcode).
 function _M.failure(kind, message, code, started)
     return { kind = kind, message = message, code = code, started = started or false, bytes = 0 }
+end
+
+--- The record of a request made on a closed transport.
+function _M.closed()
+    return _M.failure("closed", "the client was closed during the call", 0, false)
 end
 
 --- "Name: value" lines -> name, value (for transports that take tables).

@@ -394,6 +394,37 @@ local HOSTILE_HEADS = {
   ["folded-first"] = function()
     return "HTTP/1.1 200 OK\r\n X-Folded: y\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
   end,
+  -- header values whose blanks make a backtracking pattern quadratic
+  ["blank-runs"] = function(body)
+    local blanks = str_rep(" ", 40000)
+    return "HTTP/1.1 200 OK\r\nX-A: a" .. blanks .. "b\r\nX-B: a" .. blanks .. "b\r\nContent-Length:" .. blanks ..
+           #body .. blanks .. "\r\n\r\n" .. body
+  end,
+  -- a 503 whose X-RateLimit-Reset is 60,000 digits and then an x
+  ["reset-digits"] = function()
+    return "HTTP/1.1 503 Service Unavailable\r\nX-RateLimit-Reset: " .. str_rep("1", 60000) ..
+           "x\r\nContent-Length: 2\r\n\r\n{}"
+  end,
+  -- a head and lines ending in a bare LF (curl accepts them)
+  ["bare-lf"] = function(body)
+    return "HTTP/1.1 200 OK\nContent-Type: application/json\nContent-Length: " .. #body .. "\n\n" .. body
+  end,
+  -- a status code below 100
+  ["status-099"] = function() return "HTTP/1.1 099 Odd\r\nContent-Length: 2\r\n\r\n{}" end,
+  -- an empty body in a coding nobody asked for: nothing to decode
+  ["empty-br"] = function()
+    return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: br\r\nContent-Length: 0\r\n\r\n"
+  end,
+  -- a chunked body whose trailer section names headers of its own
+  ["trailers"] = function(body)
+    return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" ..
+           string.format("%x\r\n", #body) .. body .. "\r\n0\r\nX-Trailer: late\r\nRetry-After: 99\r\n\r\n"
+  end,
+  -- two Location headers (a redirect that cannot be followed)
+  ["two-locations"] = function()
+    return "HTTP/1.1 302 Found\r\nLocation: /fault/by-id/session/ok\r\nLocation: /other\r\n" ..
+           "Content-Length: 0\r\n\r\n"
+  end,
   -- a header line without a colon
   ["header-garbage"] = function()
     return "HTTP/1.1 200 OK\r\nthis is not a header\r\nContent-Length: 2\r\n\r\n{}"
@@ -462,6 +493,15 @@ local function f_own_retry_after(app, args)
   return app.send_json(200, session_json())
 end
 
+-- A 400 whose body holds the request's Authorization header 210 levels
+-- deep.
+local function f_deep_token(app)
+  local auth = ngx_req.get_headers(200).authorization or ""
+  local json_string = store.json_string
+  return app.send_json(400, '{"message":"bad","detail":' .. str_rep('{"inner":', 210) .. json_string(auth)
+    .. str_rep("}", 210) .. "}")
+end
+
 -- A 401 whose message echoes the request's Authorization header, as some
 -- gateways do.
 local function f_echo_auth(app)
@@ -481,7 +521,8 @@ end
 
 -- An API error whose message carries control characters (CR, LF, ESC).
 local function f_ctl_message(app)
-  return app.send_json(500, '{"message":"line one\\r\\nFAKE: log line\\u001b[31m red","error":"x","statusCode":500}')
+  return app.send_json(500, '{"message":"line one\\r\\nFAKE: log line\\u001b[31m red \\u0085 nel \\u009b csi '
+    .. '\\u2028 ls \\u202e rlo","error":"x","statusCode":500}')
 end
 
 local routes = {
@@ -508,6 +549,7 @@ local routes = {
   ["/fault/drop-next"] = f_drop_next,
   ["/fault/own-retry-after"] = f_own_retry_after,
   ["/fault/echo-auth"] = f_echo_auth,
+  ["/fault/deep-token"] = f_deep_token,
   ["/fault/echo-html"] = f_echo_html,
   ["/fault/ctl-message"] = f_ctl_message,
   ["/fault/ok"] = function(app) return app.send_json(200, session_json()) end,

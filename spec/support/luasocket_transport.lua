@@ -56,7 +56,15 @@ return function(req)
             return nil, herr
         end
         if h == "" then break end
-        local n, v = h:match("^([^:]+):%s*(.-)%s*$")
+        -- name, then the value trimmed byte by byte (linear: "(.-)%s*$" is not)
+        local n, rest = h:match("^([^:]+):(.*)$")
+        local v
+        if rest then
+            local i, j = 1, #rest
+            while i <= j and (rest:byte(i) == 32 or rest:byte(i) == 9) do i = i + 1 end
+            while j >= i and (rest:byte(j) == 32 or rest:byte(j) == 9) do j = j - 1 end
+            v = rest:sub(i, j)
+        end
         if n then
             n = n:lower()
             headers[n] = headers[n] and (headers[n] .. ", " .. v) or v

@@ -71,6 +71,20 @@ _M.cases = {
       custom = "lenient" },
     { name = "20,000 repeated headers (440 KB)", id = "raw?head=header-repeats",
       expect = { kind = "network", message = "header", max_elapsed = 2 }, custom = "lenient" },
+    { name = "40,000 blanks inside header values: read in linear time", id = "raw?head=blank-runs",
+      opts = { timeout = 2 }, expect = { ok = true, max_elapsed = 1 } },
+    { name = "a 60,000-digit X-RateLimit-Reset: ignored at once", id = "raw?head=reset-digits",
+      opts = { timeout = 2, max_retries = 1 }, expect = { kind = "http", status = 503, max_elapsed = 1 } },
+    { name = "a head and lines ending in a bare LF", id = "raw?head=bare-lf", expect = { ok = true, max_elapsed = 1 } },
+    { name = "a status code below 100", id = "raw?head=status-099", expect = { kind = "network" },
+      custom = "lenient" },
+    { name = "an empty body in a coding nobody asked for", id = "raw?head=empty-br",
+      expect = { kind = "decode", message = "empty response body" } },
+    { name = "a chunked body with a trailer section", id = "raw?head=trailers", expect = { ok = true } },
+    { name = "two Location headers: not followed", id = "raw?head=two-locations", opts = { follow_redirects = true },
+      expect = { kind = "network", code = 8 } },
+    { name = "a Location with a space: not followed", id = "redirect?to=/fault/by-id/session/o k",
+      opts = { follow_redirects = true }, expect = { kind = "network", code = 8 } },
     { name = "a header line without a colon", id = "raw?head=header-garbage", expect = { kind = "network" },
       custom = "lenient" },
     -- connections
@@ -109,11 +123,14 @@ _M.cases = {
       heap = true, expect = { kind = "decode", max_heap_kb = 2048 } },
     { name = "a server echoing the token in its message", id = "echo-auth",
       expect = { kind = "http", status = 401, no_secret = true } },
+    { name = "a server echoing the token 210 levels deep in its body", id = "deep-token",
+      expect = { kind = "http", status = 400, no_secret = true } },
     { name = "a proxy page echoing the request headers", id = "echo-html", opts = { max_retries = 0 },
       expect = { kind = "http", status = 502, snippet = true, no_secret = true } },
     { name = "control characters in the API's message stay out of the line", id = "ctl-message",
       opts = { max_retries = 0 }, expect = { kind = "http", status = 500, one_line = true,
-          message = "line one\\r\\nFAKE" } },
+          message = "line one\\r\\nFAKE: log line\\x1B[31m red \\u{0085} nel \\u{009B} csi "
+              .. "\\u{2028} ls \\u{202E} rlo" } },
     -- proxies (the mock as mock.test, a name only the proxy resolves)
     { name = "through an http proxy", where = "proxied", proxy = "plain", id = "ok",
       expect = { ok = true, proxy_log = "GET http://mock.test:" } },
@@ -198,7 +215,10 @@ function _M.run(case, env, make_client, get, now)
                 texts[#texts + 1] = tostring(err)
                 result.secret_seen = table.concat(texts, "\n"):find(env.token, 1, true) ~= nil
             end
-            result.one_line = not tostring(err):find("[%z\1-\31\127]")
+            local line = tostring(err)
+            -- no C0 control, DEL, C1 control, line separator or bidi override
+            result.one_line = not (line:find("[%z\1-\31\127]") or line:find("\194[\128-\159]")
+                or line:find("\226\128[\168-\174]") or line:find("\226\129[\166-\169]"))
             err, s = nil, nil -- luacheck: ignore (dropped before the heap is measured)
             break
         end

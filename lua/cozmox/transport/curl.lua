@@ -48,15 +48,25 @@ function Curl:_handle()
     return h
 end
 
+local closed_record = require("cozmox.transport").closed
+
 function Curl:perform(req, want_meta)
+    if self.closed then return closed_record() end
     return self:_handle():perform(req, want_meta)
 end
 
 function Curl:perform_many(reqs, concurrency, want_meta)
+    if self.closed then
+        local out = {}
+        for i = 1, #reqs do out[i] = closed_record() end
+        return out
+    end
     return self:_handle():perform_many(reqs, concurrency, want_meta)
 end
 
+--- Release the handle; the transport stays closed (it never reopens).
 function Curl:close()
+    self.closed = true
     local h = self.h
     if h then
         self.h = nil

@@ -20,7 +20,7 @@ local core = require("cozmox.core")
 local transport = require("cozmox.transport")
 
 local type, tostring, pairs, ipairs, setmetatable = type, tostring, pairs, ipairs, setmetatable
-local str_lower = string.lower
+local str_lower, math_floor = string.lower, math.floor
 local new_sink, now = core.sink, core.now
 local split_header, failure = transport.split_header, transport.failure
 
@@ -53,6 +53,7 @@ local function lower_headers(h)
 end
 
 function Custom:perform(req, want_meta)
+    if self.closed then return transport.closed() end
     local s, secret = self.s, secrets[self]
     local headers = { Accept = "application/json", ["User-Agent"] = self.user_agent,
         ["Accept-Encoding"] = "identity" }
@@ -66,9 +67,17 @@ function Custom:perform(req, want_meta)
     local status, rheaders, body = self.fn({ method = req.method, url = req.url, headers = headers,
         body = req.body, timeout = req.timeout, connect_timeout = req.connect_timeout, deadline = req.deadline,
         proxy = s.proxy })
-    if type(status) ~= "number" then
+    if status == nil then
         if rheaders == "timeout" then return failure("timeout", "the transport function timed out", 28, false) end
-        return failure("network", tostring(rheaders or "transport function failed"), 7, false)
+        return failure("network", type(rheaders) == "string" and rheaders or "the transport function failed", 7, false)
+    end
+    if type(status) ~= "number" or status ~= math_floor(status) or status < 100 or status > 999 then
+        return failure("network", "the transport function returned a status that is not an HTTP status ("
+            .. type(status) .. ")", 8, true)
+    end
+    if body ~= nil and type(body) ~= "string" and type(body) ~= "function" then
+        return failure("network", "the transport function returned a body that is neither a string nor a function ("
+            .. type(body) .. ")", 8, true)
     end
     local h = lower_headers(rheaders)
     local rec = { status = status, headers = h, code = 0, started = true }
@@ -106,6 +115,8 @@ end
 
 Custom.perform_many = transport.perform_each
 
-function Custom.close() end
+function Custom:close()
+    self.closed = true
+end
 
 return _M

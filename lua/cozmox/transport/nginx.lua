@@ -309,21 +309,41 @@ function Reader:take(n)
     return data
 end
 
--- Bytes up to the first `delim` (not included), at most max of them.
--- Returns the text, or nil, err ("too long" past max).
-function Reader:until_delim(delim, max)
+-- The end of a response head in s: the empty line that ends it, after a
+-- CRLF or (as curl accepts) a bare LF.  Returns where the terminator
+-- starts and ends, or nil.
+local function head_end(s)
+    local i = 1
+    while true do
+        local lf = str_find(s, "\n", i, true)
+        if not lf then return nil end
+        local b = str_byte(s, lf + 1)
+        if b == 10 then return lf, lf + 1 end
+        if b == 13 and str_byte(s, lf + 2) == 10 then return lf, lf + 2 end
+        i = lf + 1
+    end
+end
+
+-- One line: up to the next LF (a CR before it dropped).
+local function line_end(s)
+    return str_find(s, "\n", 1, true)
+end
+
+-- Bytes up to the terminator that ends(carry) -> start, stop finds (not
+-- included), at most max of them; `keep` bytes of a round are carried
+-- into the next in case a terminator straddles two reads.  Returns the
+-- text, or nil, err ("too long" past max), partial (whether bytes came).
+function Reader:until_end(ends, keep, max)
     local parts, size = {}, 0
     local carry = self.buf
     self.buf = ""
     while true do
-        local at = str_find(carry, delim, 1, true)
+        local at, stop = ends(carry)
         if at then
             parts[#parts + 1] = str_sub(carry, 1, at - 1)
-            self.buf = str_sub(carry, at + #delim)
+            self.buf = str_sub(carry, stop + 1)
             return concat(parts)
         end
-        -- keep a possible start of delim for the next round
-        local keep = #delim - 1
         if #carry > keep then
             parts[#parts + 1] = str_sub(carry, 1, #carry - keep)
             size = size + #carry - keep
@@ -339,10 +359,35 @@ function Reader:until_delim(delim, max)
     end
 end
 
+-- A line of at most max bytes, without its CRLF or bare LF.
+function Reader:line(max)
+    local line, err, partial = self:until_end(line_end, 0, max)
+    if line and str_byte(line, -1) == 13 then line = str_sub(line, 1, -2) end
+    return line, err, partial
+end
+
 -- ------------------------------------------------------------ head
 
-local TOKEN = "^([!#$%%&'*+.^_`|~%w-]+):[ \t]*(.-)[ \t]*$"
+local NAME = "^([!#$%%&'*+.^_`|~%w-]+):()"
 local LINE_LIMIT = 100 * 1024 -- curl refuses longer header lines too
+
+-- s[from..] without the spaces and tabs at either end, in linear time
+-- (a pattern like "^%s*(.-)%s*$" backtracks quadratically on a long run
+-- of blanks, and Lua pattern matching never yields to the deadline).
+local function trim(s, from)
+    local i, j = from or 1, #s
+    local b = str_byte(s, i)
+    while b == 32 or b == 9 do
+        i = i + 1
+        b = str_byte(s, i)
+    end
+    b = str_byte(s, j)
+    while j >= i and (b == 32 or b == 9) do
+        j = j - 1
+        b = str_byte(s, j)
+    end
+    return str_sub(s, i, j)
+end
 
 -- Header lines -> { [lower name] = value }, repeats joined with ", ", in
 -- time linear in the section (a repeat collects parts, joined once).
@@ -355,11 +400,12 @@ local function parse_headers(section)
         if c == 32 or c == 9 then
             if not last then return nil, "malformed header line in the response" end
             local v = h[last]
-            local folded = str_match(line, "^[ \t]*(.-)[ \t]*$")
+            local folded = trim(line)
             if type(v) == "table" then v[#v] = v[#v] .. " " .. folded else h[last] = v .. " " .. folded end
         else
-            local name, value = str_match(line, TOKEN)
+            local name, at = str_match(line, NAME)
             if not name then return nil, "malformed header line in the response" end
+            local value = trim(line, at)
             name = str_lower(name)
             local old = h[name]
             if old == nil then h[name] = value
@@ -378,7 +424,7 @@ end
 -- deadline.  Returns status, version, headers, or nil, nil, record.
 read_head = function(reader)
     while true do
-        local section, err, partial = reader:until_delim("\r\n\r\n", HEAD_MAX)
+        local section, err, partial = reader:until_end(head_end, 2, HEAD_MAX)
         if not section then
             local started = partial or reader.got > 0
             if err == "too long" then
@@ -391,16 +437,17 @@ read_head = function(reader)
             end
             return nil, nil, failure("network", "reading the response headers: " .. tostring(err), 56, started)
         end
-        local eol = str_find(section, "\r\n", 1, true) or (#section + 1)
+        local eol = str_find(section, "\n", 1, true) or (#section + 1)
         if eol > LINE_LIMIT then
             return nil, nil, failure("network", "response header line too long (over 100 KB)", 8, true)
         end
-        local version, code, rest = str_match(str_sub(section, 1, eol - 1), "^HTTP/(1%.[01]) (%d%d%d)(.*)$")
+        local version, code, rest = str_match(str_sub(section, 1, eol - 1), "^HTTP/(1%.[01]) ([1-9]%d%d)(.*)$")
+        if rest and str_byte(rest, -1) == 13 then rest = str_sub(rest, 1, -2) end
         if not version or (rest ~= "" and str_sub(rest, 1, 1) ~= " ") then
             return nil, nil, failure("network", "malformed status line in the response", 8, true)
         end
         local status = tonumber(code)
-        local headers, why = parse_headers(str_sub(section, eol + 2))
+        local headers, why = parse_headers(str_sub(section, eol + 1))
         if not headers then return nil, nil, failure("network", why, 8, true) end
         if status >= 200 then return status, version, headers end
         -- 1xx: an interim response; the final one follows
@@ -411,14 +458,17 @@ end
 -- false when the values are not one non-negative integer.
 local function content_length(value)
     if value == nil then return nil end
-    local n
-    for item in (value .. ","):gmatch("[ \t]*([^,]-)[ \t]*,") do
-        if not str_match(item, "^%d+$") or #item > 15 then return false end
+    local n, from = nil, 1
+    while true do
+        local comma = str_find(value, ",", from, true)
+        local item = trim(str_sub(value, from, comma and comma - 1 or #value))
+        if #item == 0 or #item > 15 or str_find(item, "[^%d]") then return false end
         local v = tonumber(item)
         if n and v ~= n then return false end
         n = v
+        if not comma then return n end
+        from = comma + 1
     end
-    return n or false
 end
 
 -- ------------------------------------------------------------ body
@@ -444,7 +494,7 @@ end
 
 local function read_chunked(reader, sink)
     while true do
-        local line, err = reader:until_delim("\r\n", LINE_MAX)
+        local line, err = reader:line(LINE_MAX)
         if not line then return body_failure(err, "broken chunked encoding", 56) end
         local hex = str_match(line, "^(%x+)[ \t]*;") or str_match(line, "^(%x+)[ \t]*$")
         if not hex or #hex > 12 then
@@ -455,7 +505,7 @@ local function read_chunked(reader, sink)
             -- trailer lines, up to the empty one
             local total = 0
             while true do
-                local trailer, terr = reader:until_delim("\r\n", LINE_MAX)
+                local trailer, terr = reader:line(LINE_MAX)
                 if not trailer then return body_failure(terr, "broken chunked encoding", 56) end
                 if trailer == "" then return nil end
                 total = total + #trailer
@@ -468,7 +518,7 @@ local function read_chunked(reader, sink)
             if rec.code == 18 then rec.message, rec.code = "broken chunked encoding: the body ended early", 56 end
             return rec
         end
-        local crlf, cerr = reader:until_delim("\r\n", 2)
+        local crlf, cerr = reader:line(2)
         if crlf ~= "" then
             return crlf and failure("network", "broken chunked encoding: no CRLF after a chunk", 56, true)
                 or body_failure(cerr, "broken chunked encoding", 56)
@@ -544,7 +594,7 @@ function Nginx:exchange(req, want_meta)
         outcome = nil
     elseif te then
         keep = keep and length == nil
-        if str_match(str_lower(te), "chunked%s*$") then
+        if str_sub(str_lower(trim(te)), -7) == "chunked" then
             outcome = read_chunked(reader, sink)
         else
             keep = false
@@ -582,6 +632,7 @@ end
 -- the next one, at most once per connection the pool can hold (the last
 -- try is then a new connection).
 function Nginx:perform(req, want_meta)
+    if self.closed then return transport.closed() end
     for _ = 1, POOL_SIZE + 1 do
         local rec, stale = self:exchange(req, want_meta)
         if not stale then return rec end
@@ -606,6 +657,8 @@ function Nginx:perform_many(reqs, concurrency, want_meta)
     return out
 end
 
-function Nginx.close() end
+function Nginx:close()
+    self.closed = true
+end
 
 return _M
