@@ -518,6 +518,7 @@ static int scan_string(lua_State *L, cz_decoder *d, const unsigned char *s,
         *next = q + 1;
         return TOK_OK;
     }
+    if (q < end && *q == '\\') return string_slow(L, d, s, q, end, next, at);
     q = d->simd ? cz_skip_text(q, end, &k) : cz_skip_text_scalar(q, end, &k);
     if (q == end || k < 0) return TOK_MORE;
     if (k == 0) return fail_at(d, at + (size_t)(q - s), "invalid UTF-8 in string");
