@@ -406,7 +406,14 @@ describe("cozmox.core.encode", function()
           local want = ref_string(s)
           assert.are.equal(want, encode(s))
           assert.are.equal("{" .. want .. ":" .. want .. "}", encode({[s] = s}))
-          assert.are.equal("[" .. want .. "," .. want .. "," .. want .. "]", encode(array({s, s, s})))
+          -- Forty copies: past the first 32 strings the encoder copies
+          -- repeats from its memo of what it wrote.
+          local many, texts = {}, {}
+          for i = 1, 40 do many[i], texts[i] = s, want end
+          assert.are.equal("[" .. table.concat(texts, ",") .. "]", encode(array(many)))
+          many[41] = {[s] = s}
+          assert.are.equal("[" .. table.concat(texts, ",") .. ",{" .. want .. ":" .. want .. "}]",
+                           encode(array(many)))
         end
       end
     end)

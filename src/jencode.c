@@ -34,8 +34,9 @@
 
 /* enc_string's memo of short strings already written: 2^MEMO_BITS
  * entries, each a string's address and where its text is in the output. */
-#define MEMO_BITS 7
+#define MEMO_BITS 8
 #define MEMO_MAXLEN 30
+#define MEMO_AFTER 32
 typedef struct strmemo {
     const unsigned char *s;
     size_t at, len;
@@ -55,11 +56,12 @@ typedef struct enc {
     int pretty;                                 /* indent given */
     int ssse3;                                  /* enc_string_fast may run */
     size_t memo_lim;                            /* memo strings shorter than this */
+    int memo_wait;                              /* strings to go before the memo starts */
     strmemo memo[1 << MEMO_BITS];               /* enc_string */
     size_t indent_len;
     char indent[MAX_INDENT];
     int depth;                                  /* tables open right now */
-    const void *path[CZ_DEFAULT_MAX_DEPTH];     /* and which ones they are */
+    int path[CZ_DEFAULT_MAX_DEPTH];             /* their stack slots */
 } enc;
 
 static void enc_value(enc *e);
@@ -105,12 +107,12 @@ static void enc_bad_utf8(enc *e, size_t pos) {
  * Cycles are only looked for here, so acyclic data pays nothing, and any
  * cycle ends here: each lap through it adds at least one level. */
 static void enc_too_deep(enc *e, int t) {
-    const void *p = lua_topointer(e->L, t);
+    lua_State *L = e->L;
     int i, j;
     for (i = 0; i < e->depth; i++) {
-        if (e->path[i] == p) goto cycle;
+        if (lua_rawequal(L, e->path[i], t)) goto cycle;
         for (j = i + 1; j < e->depth; j++)
-            if (e->path[i] == e->path[j]) goto cycle;
+            if (lua_rawequal(L, e->path[i], e->path[j])) goto cycle;
     }
     luaL_error(e->L, ENC_ERR "nesting deeper than %d", CZ_DEFAULT_MAX_DEPTH);
 cycle:
@@ -312,13 +314,19 @@ static inline void enc_string_any(enc *e, const unsigned char *s, size_t n) {
  * bytes while the memo is on: the value holds every string it reaches,
  * and nothing allocates Lua memory meanwhile, so no collection (whose
  * finalizers could change the value) runs.  sort_keys pushes a string per
- * member, so there the memo is off (memo_lim 0).  Entries die with the
- * encode call, and all of them when the output is rewound. */
+ * member, so there the memo stays off (memo_lim 0).  It starts after the
+ * first MEMO_AFTER strings, so small values never pay for clearing it.
+ * Entries die with the encode call, and all of them when the output is
+ * rewound. */
 static inline void enc_string(enc *e, const unsigned char *s, size_t n) {
     cz_buf *b = e->b;
     strmemo *m;
     size_t at;
     if (n >= e->memo_lim) {
+        if (e->memo_wait > 0 && --e->memo_wait == 0) {
+            memset(e->memo, 0, sizeof e->memo);
+            e->memo_lim = MEMO_MAXLEN + 1;
+        }
         enc_string_any(e, s, n);
         return;
     }
@@ -493,7 +501,7 @@ static void enc_plain(enc *e, int t) {
         if (lua_type(L, -2) != LUA_TNUMBER || lua_tonumber(L, -2) != want) {
             lua_pop(L, 2);
             e->b->len = mark;
-            memset(e->memo, 0, sizeof e->memo); /* text past mark is gone */
+            if (e->memo_lim) memset(e->memo, 0, sizeof e->memo); /* text past mark is gone */
             enc_array_checked(e, t, first_type);
             return;
         }
@@ -507,13 +515,15 @@ static void enc_plain(enc *e, int t) {
 }
 
 /* Table at the top; leaves the stack as it found it.  Counts depth and
- * records the table on the path for enc_too_deep. */
+ * records the table's slot on the path for enc_too_deep (every table on
+ * the path stays in its slot while it is written).  A level takes at
+ * most 3 slots above its table: room is made for 8 levels at a time. */
 static void enc_table(enc *e) {
     lua_State *L = e->L;
     int t = lua_gettop(L);
     if (e->depth == CZ_DEFAULT_MAX_DEPTH) enc_too_deep(e, t);
-    e->path[e->depth++] = lua_topointer(L, t);
-    luaL_checkstack(L, 3, ENC_ERR "Lua stack exhausted");
+    if ((e->depth & 7) == 0) luaL_checkstack(L, 3 * 8, ENC_ERR "Lua stack exhausted");
+    e->path[e->depth++] = t;
     if (lua_getmetatable(L, t)) {
         int is_array = lua_rawequal(L, -1, IDX_ARRAY_MT);
         lua_pop(L, 1);
@@ -620,8 +630,8 @@ int cz_json_encode(lua_State *L) {
     e.b = cz_buf_push(L);
     e.keys = sort ? cz_buf_push(L) : NULL;
     e.depth = 0;
-    memset(e.memo, 0, sizeof e.memo);
-    e.memo_lim = sort ? 0 : MEMO_MAXLEN + 1;
+    e.memo_lim = 0;
+    e.memo_wait = sort ? 0 : MEMO_AFTER;
 #if defined(CZ_TEXT_SSSE3)
     e.ssse3 = cz_have_ssse3();
 #else
