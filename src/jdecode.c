@@ -311,8 +311,6 @@ __attribute__((noinline))
 #endif
 static CZ_SSSE3 int string_fast(lua_State *L, cz_decoder *d, const unsigned char **qp,
                                 const unsigned char *end, const unsigned char **next) {
-    const __m128i dq = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), sp = _mm_set1_epi8(0x20);
-    const __m128i idx = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m128i zero = _mm_setzero_si128();
     cz_buf *b = &d->scratch;
     const unsigned char *q = *qp;
@@ -322,7 +320,7 @@ static CZ_SSSE3 int string_fast(lua_State *L, cz_decoder *d, const unsigned char
     int i;
     for (;;) {
         __m128i v;
-        unsigned hi, stop;
+        unsigned stop;
         int n;
         if (end - q < 16) break;
         if (b->cap - len < 32) {
@@ -331,24 +329,15 @@ static CZ_SSSE3 int string_fast(lua_State *L, cz_decoder *d, const unsigned char
         }
         v = _mm_loadu_si128((const __m128i *)(const void *)q);
         _mm_storeu_si128((__m128i *)(void *)(b->data + len), v);
-        hi = (unsigned)_mm_movemask_epi8(v);
-        stop = (unsigned)_mm_movemask_epi8(_mm_or_si128(
-                   _mm_or_si128(_mm_cmpeq_epi8(v, dq), _mm_cmpeq_epi8(v, bs)), _mm_cmplt_epi8(v, sp))) & ~hi;
+        stop = cz_text_block(v, &prev, &prev_hi, &err);
         if (stop == 0) {
-            /* ASCII after ASCII needs no UTF-8 check. */
-            if ((hi | prev_hi) != 0) err = _mm_or_si128(err, cz_utf8_check16(v, prev));
-            prev = v, prev_hi = hi;
             q += 16, len += 16;
             continue;
         }
         n = __builtin_ctz(stop);
-        if (((hi & (stop - 1)) | prev_hi) != 0)
-            err = _mm_or_si128(err, cz_utf8_check16(_mm_and_si128(v, _mm_cmpgt_epi8(_mm_set1_epi8((char)n), idx)),
-                                                    prev));
-        prev = zero, prev_hi = 0;
         q += n, len += (size_t)n;
         if (*q == '"') {
-            if (_mm_movemask_epi8(_mm_cmpeq_epi8(err, zero)) != 0xFFFF) return STR_RESTART;
+            if (cz_nonzero16(err)) return STR_RESTART;
             b->len = len;
             lua_pushlstring(L, b->data, len);
             *next = q + 1;
@@ -362,7 +351,7 @@ static CZ_SSSE3 int string_fast(lua_State *L, cz_decoder *d, const unsigned char
             if (end - q < 12) {
                 b->len = len;
                 *qp = q;
-                return _mm_movemask_epi8(_mm_cmpeq_epi8(err, zero)) != 0xFFFF ? STR_RESTART : STR_SCALAR;
+                return cz_nonzero16(err) ? STR_RESTART : STR_SCALAR;
             }
             if (b->cap - len < 32) {
                 b->len = len;
@@ -378,7 +367,7 @@ static CZ_SSSE3 int string_fast(lua_State *L, cz_decoder *d, const unsigned char
             q += elen;
         } while (q < end && *q == '\\');
     }
-    if (_mm_movemask_epi8(_mm_cmpeq_epi8(err, zero)) != 0xFFFF) return STR_RESTART;
+    if (cz_nonzero16(err)) return STR_RESTART;
     /* Hand over at the start of the sequence the last block left open. */
     for (i = 1; i <= 3; i++) {
         unsigned c = q[-i];

@@ -230,8 +230,6 @@ static CZ_SSSE3 int enc_string_fast(enc *e, const unsigned char *s, size_t n) {
     static const unsigned char idx16[32] = {
         0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
         0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80};
-    const __m128i dq = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), sp = _mm_set1_epi8(0x20);
-    const __m128i idx = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m128i zero = _mm_setzero_si128();
     cz_buf *b = e->b;
     const unsigned char *q = s, *const end = s + n;
@@ -244,7 +242,7 @@ static CZ_SSSE3 int enc_string_fast(enc *e, const unsigned char *s, size_t n) {
     *o++ = '"';
     while (q < end) {
         __m128i v;
-        unsigned hi, stop, c;
+        unsigned stop, c;
         int k;
         if (end - q >= 16) v = _mm_loadu_si128((const __m128i *)(const void *)q);
         else if (n >= 16) /* the last 16 bytes of the string, moved down */
@@ -252,20 +250,12 @@ static CZ_SSSE3 int enc_string_fast(enc *e, const unsigned char *s, size_t n) {
                                  _mm_loadu_si128((const __m128i *)(const void *)(idx16 + 16 - (end - q))));
         else v = cz_load_short(q, n);
         _mm_storeu_si128((__m128i *)(void *)o, v);
-        hi = (unsigned)_mm_movemask_epi8(v);
-        stop = (unsigned)_mm_movemask_epi8(_mm_or_si128(
-                   _mm_or_si128(_mm_cmpeq_epi8(v, dq), _mm_cmpeq_epi8(v, bs)), _mm_cmplt_epi8(v, sp))) & ~hi;
+        stop = cz_text_block(v, &prev, &prev_hi, &err);
         if (stop == 0) {
-            /* ASCII after ASCII needs no UTF-8 check. */
-            if ((hi | prev_hi) != 0) err = _mm_or_si128(err, cz_utf8_check16(v, prev));
-            prev = v, prev_hi = hi;
             q += 16, o += 16;
             continue;
         }
         k = __builtin_ctz(stop);
-        if (((hi & (stop - 1)) | prev_hi) != 0)
-            err = _mm_or_si128(err, cz_utf8_check16(_mm_and_si128(v, _mm_cmpgt_epi8(_mm_set1_epi8((char)k), idx)), prev));
-        prev = zero, prev_hi = 0;
         q += k, o += k;
         if (q >= end) break; /* the padding */
         if ((size_t)(b->data + b->cap - o) < (size_t)(end - q) + 6 + 16 + 1) {
@@ -290,7 +280,7 @@ static CZ_SSSE3 int enc_string_fast(enc *e, const unsigned char *s, size_t n) {
     }
     /* A sequence the last full block left open is cut by the end. */
     if (prev_hi != 0) err = _mm_or_si128(err, cz_utf8_check16(zero, prev));
-    if (_mm_movemask_epi8(_mm_cmpeq_epi8(err, zero)) != 0xFFFF) {
+    if (cz_nonzero16(err)) {
         b->len = mark;
         return 0;
     }

@@ -207,37 +207,50 @@ static inline CZ_SSSE3 __m128i cz_load_short(const unsigned char *p, size_t n) {
     return _mm_cvtsi32_si128((int)a);
 }
 
+static inline CZ_SSSE3 int cz_nonzero16(__m128i v) {
+    return _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_setzero_si128())) != 0xFFFF;
+}
+
+/* One block v of string text, following the block *prev (*prev_hi: its
+ * bytes >= 0x80 as a mask; both 0 after a stop).  Returns the mask of
+ * its stops ('"', '\\', control characters; 0: all of it is text) and
+ * ORs into *err the UTF-8 errors of the bytes before the first stop,
+ * which count the stop and all after it as ASCII, so a sequence cut
+ * there is an error.  ASCII after ASCII is not checked at all. */
+static inline CZ_SSSE3 unsigned cz_text_block(__m128i v, __m128i *prev, unsigned *prev_hi, __m128i *err) {
+    const __m128i dq = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), sp = _mm_set1_epi8(0x20);
+    const __m128i idx = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    unsigned hi = (unsigned)_mm_movemask_epi8(v);
+    unsigned stop = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+                        _mm_or_si128(_mm_cmpeq_epi8(v, dq), _mm_cmpeq_epi8(v, bs)), _mm_cmplt_epi8(v, sp))) & ~hi;
+    if (stop == 0) {
+        if ((hi | *prev_hi) != 0) *err = _mm_or_si128(*err, cz_utf8_check16(v, *prev));
+        *prev = v, *prev_hi = hi;
+        return 0;
+    }
+    if (((hi & (stop - 1)) | *prev_hi) != 0) {
+        __m128i before = _mm_cmpgt_epi8(_mm_set1_epi8((char)__builtin_ctz(stop)), idx);
+        *err = _mm_or_si128(*err, cz_utf8_check16(_mm_and_si128(v, before), *prev));
+    }
+    *prev = _mm_setzero_si128(), *prev_hi = 0;
+    return stop;
+}
+
 /* cz_skip_text for at least 16 bytes, with the conditions above. */
 #if defined(__GNUC__)
 __attribute__((noinline))
 #endif
 static CZ_SSSE3 const unsigned char *cz_skip_text_ssse3(const unsigned char *q, const unsigned char *end, int *k) {
     const unsigned char *const q0 = q;
-    const __m128i dq = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), sp = _mm_set1_epi8(0x20);
-    const __m128i idx = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     __m128i prev = _mm_setzero_si128(), err = _mm_setzero_si128();
+    unsigned prev_hi = 0, stop;
     int i;
     while (end - q >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
-        unsigned hi = (unsigned)_mm_movemask_epi8(v);
-        unsigned stop = (unsigned)_mm_movemask_epi8(_mm_or_si128(
-                            _mm_or_si128(_mm_cmpeq_epi8(v, dq), _mm_cmpeq_epi8(v, bs)), _mm_cmplt_epi8(v, sp))) & ~hi;
-        if (stop != 0) {
-            /* The text ends here: the bytes from the stop on count as
-             * ASCII, so a sequence it cuts is an error. */
-            int n = __builtin_ctz(stop);
-            v = _mm_and_si128(v, _mm_cmpgt_epi8(_mm_set1_epi8((char)n), idx));
-            err = _mm_or_si128(err, cz_utf8_check16(v, prev));
-            if (_mm_movemask_epi8(_mm_cmpeq_epi8(err, _mm_setzero_si128())) != 0xFFFF)
-                return cz_skip_text_scalar(q0, end, k);
-            return q + n;
-        }
-        err = _mm_or_si128(err, cz_utf8_check16(v, prev));
-        prev = v;
+        stop = cz_text_block(_mm_loadu_si128((const __m128i *)(const void *)q), &prev, &prev_hi, &err);
+        if (stop != 0) return cz_nonzero16(err) ? cz_skip_text_scalar(q0, end, k) : q + __builtin_ctz(stop);
         q += 16;
     }
-    if (_mm_movemask_epi8(_mm_cmpeq_epi8(err, _mm_setzero_si128())) != 0xFFFF)
-        return cz_skip_text_scalar(q0, end, k);
+    if (cz_nonzero16(err)) return cz_skip_text_scalar(q0, end, k);
     /* Valid so far; the scalar path takes the rest from the start of a
      * sequence the last block may have left open. */
     for (i = 1; i <= 3 && q - i >= q0; i++) {
