@@ -299,7 +299,12 @@ describe("libcurl's own memory", function()
         local root = util.spec_dir:gsub("/spec$", "")
         local built, bok = util.run("make -s -C " .. util.quote(root) .. " LUA_VERSION=5.4")
         assert(bok, built)
-        local out, ok = util.run("LUA_CPATH=" .. util.quote(root .. "/build/lua5.4/?.so;;")
+        -- a clean environment: nothing of the runner's (a sanitizer's
+        -- preload, another build's paths) may reach the process
+        local out, ok = util.run("env -i PATH=/usr/bin:/bin"
+            .. " COZMOX_BASE_URL=" .. util.quote(mock.base_url) .. " COZMOX_TOKEN=" .. util.quote(mock.token)
+            .. " LUA_PATH=" .. util.quote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;")
+            .. " LUA_CPATH=" .. util.quote(root .. "/build/lua5.4/?.so;;")
             .. " valgrind -q --error-exitcode=99 --suppressions=" .. util.quote(util.spec_dir .. "/valgrind.supp")
             .. " lua5.4 " .. util.quote(script))
         os.remove(script)
