@@ -137,10 +137,31 @@ static void guard_check(unsigned char *base) {
     }
 }
 
+/* Under ASan the guard bytes are also poisoned while the block lives, so
+ * instrumented code (the codec) reading past a Lua block -- a string's
+ * end, say -- is reported at once (liblua is not instrumented: its own
+ * stray writes are the pattern check's). */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#include <sanitizer/asan_interface.h>
+#define GUARD_POISON(p) ASAN_POISON_MEMORY_REGION((p), GUARD)
+#define GUARD_UNPOISON(p) ASAN_UNPOISON_MEMORY_REGION((p), GUARD)
+#endif
+#endif
+#ifndef GUARD_POISON
+#define GUARD_POISON(p) ((void)(p))
+#define GUARD_UNPOISON(p) ((void)(p))
+#endif
+
 static void *guarded_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     unsigned char *base = ptr ? (unsigned char *)ptr - HEADER : NULL;
     (void)ud, (void)osize;
-    if (base) guard_check(base);
+    if (base) {
+        size_t old;
+        memcpy(&old, base, sizeof old);
+        GUARD_UNPOISON(base + HEADER + old);
+        guard_check(base);
+    }
     if (nsize == 0) {
         free(base);
         return NULL;
@@ -150,6 +171,7 @@ static void *guarded_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     if (base == NULL) return NULL;
     memcpy(base, &nsize, sizeof nsize);
     memset(base + HEADER + nsize, GUARD_BYTE, GUARD);
+    GUARD_POISON(base + HEADER + nsize);
     return base + HEADER;
 }
 

@@ -248,7 +248,7 @@ static CZ_SSSE3 int enc_string_fast(enc *e, const unsigned char *s, size_t n) {
         else if (n >= 16) /* the last 16 bytes of the string, moved down */
             v = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(const void *)(end - 16)),
                                  _mm_loadu_si128((const __m128i *)(const void *)(idx16 + 16 - (end - q))));
-        else v = cz_load_short(q, n);
+        else v = cz_load_short(q, (size_t)(end - q));
         _mm_storeu_si128((__m128i *)(void *)o, v);
         stop = cz_text_block(v, &prev, &prev_hi, &err);
         if (stop == 0) {
