@@ -649,7 +649,10 @@ static inline int scan_key(lua_State *L, cz_decoder *d, const unsigned char *s,
          * as a possible duplicate.  (An incomplete key comes back here
          * whole from the carry.) */
         int r = scan_string(L, d, s, end, next, at);
-        if (r != TOK_MORE) f->maybe_dup = 1;
+        if (r != TOK_MORE) {
+            f->maybe_dup = 1;
+            d->keyh[f->rel + 1 + f->pending] = 0; /* defined, for later keys' comparisons */
+        }
         return r;
     }
 }
