@@ -49,6 +49,18 @@
  *
  *   4. encode(v, { sort_keys = true, indent = 2 }) must decode to v too,
  *      and give the same bytes when run again on the decoded copy.
+ *   6. Strings, SIMD against scalar (textscan.h, with SSSE3): windows
+ *      [a, b) of the raw input (every length, not only multiples of 16,
+ *      each copied into a block of exactly its size), as string text:
+ *      cz_skip_text_ssse3 must stop where cz_skip_text_scalar does, with
+ *      the same verdict; encode(w), encode({w, w, ... 40 times}) (the
+ *      last ones from the encoder's memo) and encode({[w] = w}) must give
+ *      the bytes of
+ *      a reference encoder written here on the scalar scanner, or the
+ *      same "invalid UTF-8 ... at byte N" error; and '"' .. w .. '"' and
+ *      the whole document must decode through a decoder held to the
+ *      scalar path exactly as through one allowed SSSE3 (value, or the
+ *      very same error message), in one piece and cut mid-window.
  *   5. Numbers (src/numconv.c): the document, when it is one JSON number,
  *      must parse to strtod's bits (the fuzzer runs in the C locale); and
  *      every 8 bytes of the input, taken as a double, must print as text
@@ -74,6 +86,10 @@
 #include "buffer.h"
 #include "json.h"
 #include "numconv.h"
+#include "textscan.h"
+
+/* jdecode.c's testing hook (see there). */
+void cz_decoder_set_simd(cz_decoder *d, int on);
 
 /* ----------------------------------------------------------- registration */
 
@@ -121,10 +137,31 @@ static void guard_check(unsigned char *base) {
     }
 }
 
+/* Under ASan the guard bytes are also poisoned while the block lives, so
+ * instrumented code (the codec) reading past a Lua block -- a string's
+ * end, say -- is reported at once (liblua is not instrumented: its own
+ * stray writes are the pattern check's). */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#include <sanitizer/asan_interface.h>
+#define GUARD_POISON(p) ASAN_POISON_MEMORY_REGION((p), GUARD)
+#define GUARD_UNPOISON(p) ASAN_UNPOISON_MEMORY_REGION((p), GUARD)
+#endif
+#endif
+#ifndef GUARD_POISON
+#define GUARD_POISON(p) ((void)(p))
+#define GUARD_UNPOISON(p) ((void)(p))
+#endif
+
 static void *guarded_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     unsigned char *base = ptr ? (unsigned char *)ptr - HEADER : NULL;
     (void)ud, (void)osize;
-    if (base) guard_check(base);
+    if (base) {
+        size_t old;
+        memcpy(&old, base, sizeof old);
+        GUARD_UNPOISON(base + HEADER + old);
+        guard_check(base);
+    }
     if (nsize == 0) {
         free(base);
         return NULL;
@@ -134,6 +171,7 @@ static void *guarded_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     if (base == NULL) return NULL;
     memcpy(base, &nsize, sizeof nsize);
     memset(base + HEADER + nsize, GUARD_BYTE, GUARD);
+    GUARD_POISON(base + HEADER + nsize);
     return base + HEADER;
 }
 
@@ -497,6 +535,170 @@ static void check_numbers(const uint8_t *data, size_t size, const char *doc, siz
     }
 }
 
+/* ------------------------------------------------------ strings, SIMD */
+
+/* The JSON text of string w[0..n) by the scalar scanner (the encoder's
+ * rules): 0, and the offset of the bad sequence in *bad, if w is not
+ * UTF-8. */
+static int ref_encode(const unsigned char *w, size_t n, sbuf *out, size_t *bad) {
+    static const char hexd[] = "0123456789abcdef";
+    const unsigned char *q = w, *end = w + n;
+    sb_add(out, "\"", 1);
+    for (;;) {
+        const unsigned char *run = q;
+        int k = 1;
+        unsigned c;
+        q = cz_skip_text_scalar(q, end, &k);
+        sb_add(out, run, (size_t)(q - run));
+        if (q == end) break;
+        c = *q;
+        if (c >= 0x80) {
+            *bad = (size_t)(q - w);
+            return 0;
+        }
+        if (c == '"' || c == '\\') {
+            char e2[2] = {'\\', (char)c};
+            sb_add(out, e2, 2);
+        } else if (c == '\b') sb_str(out, "\\b");
+        else if (c == '\t') sb_str(out, "\\t");
+        else if (c == '\n') sb_str(out, "\\n");
+        else if (c == '\f') sb_str(out, "\\f");
+        else if (c == '\r') sb_str(out, "\\r");
+        else {
+            char u[6] = {'\\', 'u', '0', '0', hexd[c >> 4], hexd[c & 15]};
+            sb_add(out, u, 6);
+        }
+        q++;
+    }
+    sb_add(out, "\"", 1);
+    return 1;
+}
+
+/* encode(the value on top, popped) must give want (ok) or the UTF-8 error
+ * at byte bad + 1. */
+static void expect_encoded(lua_State *L, int ok, const sbuf *want, size_t bad, const char *what) {
+    char msg[96];
+    if (pcall_m(L, "encode", 1, 1) != ok) {
+        fprintf(stderr, "\nfuzz_decode: %s: encode %s: %s\n", what, ok ? "raised" : "succeeded",
+                lua_tostring(L, -1));
+        abort();
+    }
+    if (ok) {
+        size_t n;
+        const char *got = lua_tolstring(L, -1, &n);
+        if (n != want->n || memcmp(got, want->p, n) != 0) {
+            fprintf(stderr, "\nfuzz_decode: %s: encode gave %.*s\n  reference %.*s\n", what, (int)n, got,
+                    (int)want->n, want->p);
+            abort();
+        }
+    } else {
+        snprintf(msg, sizeof msg, "cozmox.json.encode: invalid UTF-8 in string at byte %zu", bad + 1);
+        if (strcmp(lua_tostring(L, -1), msg) != 0) {
+            fprintf(stderr, "\nfuzz_decode: %s: encode said %s\n  reference %s\n", what, lua_tostring(L, -1), msg);
+            abort();
+        }
+    }
+    lua_pop(L, 1);
+}
+
+/* Decode doc[0..len) cut at `cut` (len: not cut) through a scalar-only
+ * decoder and through a default one: the same outcome, message and all. */
+static void decode_both_ways(lua_State *L, const char *doc, size_t len, size_t cut, const char *label) {
+    outcome a, b;
+    int dec, strict = strict_errors;
+    dec = new_decoder(L);
+    cz_decoder_set_simd((cz_decoder *)lua_touserdata(L, dec), 0);
+    stream_raw(L, dec, doc, len, &cut, cut < len, 0, &a);
+    lua_settop(L, IDX_ARRMT);
+    dec = new_decoder(L);
+    stream_raw(L, dec, doc, len, &cut, cut < len, 0, &b);
+    lua_settop(L, IDX_ARRMT);
+    strict_errors = 1;
+    expect_same(&a, &b, label);
+    strict_errors = strict;
+    outcome_free(&a);
+    outcome_free(&b);
+}
+
+static void check_strings(lua_State *L, const uint8_t *data, size_t size, const char *doc, size_t len) {
+    size_t i;
+    decode_both_ways(L, doc, len, len, "the whole document, scalar vs SSSE3");
+    for (i = 0; i < 12 && i < size; i++) {
+        /* Windows: a near the start, lengths spread over 0..size. */
+        size_t a = (i * 7 + data[i % size]) % (size + 1), n = size - a, j;
+        unsigned char *w;
+        char *quoted;
+        sbuf want = {NULL, 0, 0};
+        size_t bad = 0;
+        int ok;
+        if (i & 1) n = n * (data[(i + 1) % size] + 1u) / 256;
+        w = (unsigned char *)malloc(n ? n : 1);
+        quoted = (char *)malloc(n + 2);
+        if (w == NULL || quoted == NULL) die("out of memory", "check_strings");
+        memcpy(w, data + a, n);
+#if defined(CZ_TEXT_SSSE3)
+        if (cz_have_ssse3() && n >= 16) {
+            int k1 = 1, k2 = 1;
+            const unsigned char *p1 = cz_skip_text_scalar(w, w + n, &k1);
+            const unsigned char *p2 = cz_skip_text_ssse3(w, w + n, &k2);
+            if (p1 != p2 || (p1 < w + n && *p1 >= 0x80 && k1 != k2)) {
+                fprintf(stderr, "\nfuzz_decode: cz_skip_text: scalar stops at %zu (k %d), SSSE3 at %zu (k %d)\n",
+                        (size_t)(p1 - w), k1, (size_t)(p2 - w), k2);
+                abort();
+            }
+        }
+#endif
+        ok = ref_encode(w, n, &want, &bad);
+        lua_pushlstring(L, (const char *)w, n);
+        expect_encoded(L, ok, &want, bad, "a window as a string");
+        if (ok) {
+            /* 40 copies: past the first 32 strings they come from the
+             * encoder's memo. */
+            sbuf two = {NULL, 0, 0};
+            int r;
+            sb_add(&two, "[", 1);
+            lua_createtable(L, 40, 0);
+            for (r = 1; r <= 40; r++) {
+                if (r > 1) sb_add(&two, ",", 1);
+                sb_add(&two, want.p, want.n);
+                lua_pushlstring(L, (const char *)w, n);
+                lua_rawseti(L, -2, r);
+            }
+            sb_add(&two, "]", 1);
+            lua_pushvalue(L, IDX_ARRMT);
+            lua_setmetatable(L, -2);
+            expect_encoded(L, 1, &two, 0, "a window 40 times in an array");
+            two.n = 0;
+            sb_add(&two, "{", 1);
+            sb_add(&two, want.p, want.n);
+            sb_add(&two, ":", 1);
+            sb_add(&two, want.p, want.n);
+            sb_add(&two, "}", 1);
+            lua_createtable(L, 0, 1);
+            lua_pushlstring(L, (const char *)w, n);
+            lua_pushvalue(L, -1);
+            lua_rawset(L, -3);
+            expect_encoded(L, 1, &two, 0, "a window as key and value");
+            free(two.p);
+        } else {
+            lua_createtable(L, 0, 1);
+            lua_pushlstring(L, (const char *)w, n);
+            lua_pushboolean(L, 1);
+            lua_rawset(L, -3);
+            expect_encoded(L, 0, &want, bad, "a window as a key");
+        }
+        free(want.p);
+        quoted[0] = '"';
+        memcpy(quoted + 1, w, n);
+        quoted[n + 1] = '"';
+        decode_both_ways(L, quoted, n + 2, n + 2, "a quoted window, scalar vs SSSE3");
+        j = n ? 1 + data[(i + 2) % size] % n : 0;
+        decode_both_ways(L, quoted, n + 2, j, "a quoted window cut inside, scalar vs SSSE3");
+        free(w);
+        free(quoted);
+    }
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -646,6 +848,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         lua_settop(L, IDX_ARRMT);
     }
     check_numbers(data, size, doc, len);
+    check_strings(L, data, size, doc, len);
     outcome_free(&ref);
     lua_close(L);
     return 0;

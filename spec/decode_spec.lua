@@ -227,6 +227,81 @@ describe("cozmox.json.decode strings", function()
         assert.equal("\239\191\189\n", decode('"\\ud800\\n"'))
     end)
 
+    -- Text of every kind, as (JSON text, value) pieces, put together into
+    -- strings of 0..64 bytes so that runs, escapes and multi-byte
+    -- sequences meet the 16-byte blocks of the SSSE3 paths at every
+    -- alignment.  A string is followed by 20 more bytes of document, so
+    -- the fast paths (which leave the last 16 bytes of the input to the
+    -- scalar path) run to its end.
+    local PIECES = {
+        { "a", "a" }, { "z", "z" }, { "\195\169", "\195\169" }, { "\230\151\165", "\230\151\165" },
+        { "\240\159\152\128", "\240\159\152\128" }, { "\\n", "\n" }, { '\\"', '"' }, { "\\\\", "\\" },
+        { "\\u00e9", "\195\169" }, { "\\ud83d\\ude00", "\240\159\152\128" }, { "\\u0000", "\0" },
+        { "\\/", "/" }, { "\127", "\127" }, { "\\ud800x", "\239\191\189x" },
+    }
+    local BAD = { "\255", "\128", "\192\175", "\224\128\128", "\237\160\128", "\244\144\128\128",
+        "\245\128\128\128", "\226\130", "\240\159\152" }
+    local PAD = '","xxxxxxxxxxxxxxxxxxxx"]'
+
+    -- JSON text of exactly len bytes, and its value.
+    local function text_of(len, seed)
+        local state, j, v, n = seed % 2147483646 + 1, {}, {}, 0
+        while n < len do
+            state = (state * 48271) % 2147483647
+            local p = PIECES[state % #PIECES + 1]
+            if n + #p[1] > len then p = PIECES[1] end
+            j[#j + 1], v[#v + 1] = p[1], p[2]
+            n = n + #p[1]
+        end
+        return table.concat(j), table.concat(v)
+    end
+
+    it("decodes text of 0..64 bytes at every alignment, whole and split at every byte", function()
+        for len = 0, 64 do
+            for seed = 1, 3 do
+                local j, v = text_of(len, seed * 131 + len)
+                assert.equal(v, decode('"' .. j .. '"'))
+                local doc = '["' .. j .. PAD
+                assert.equal(v, decode(doc)[1])
+                for cut = 1, #doc - 1 do
+                    local r, err = feed_split(doc, { cut })
+                    assert(r, err)
+                    assert.equal(v, r[1])
+                end
+            end
+        end
+    end)
+
+    it("finds invalid UTF-8 at every position of strings of 0..64 bytes", function()
+        for len = 0, 64 do
+            for pos = 0, len do
+                local pre, post = text_of(pos, len * 7 + pos), text_of(len - pos, pos * 5 + len)
+                for _, bad in ipairs(BAD) do
+                    local want = "cozmox.json.decode: invalid UTF-8 in string at byte offset "
+                    assert.equal(want .. (2 + #pre), decode_err('["' .. pre .. bad .. post .. PAD))
+                    assert.equal(want .. (1 + #pre), decode_err('"' .. pre .. bad .. post .. '"'))
+                end
+            end
+        end
+    end)
+
+    it("finds invalid UTF-8 at every position and every split #slow", function()
+        for _, len in ipairs({ 15, 16, 17, 31, 32, 33, 48, 64 }) do
+            for pos = 0, len do
+                local pre, post = text_of(pos, len + pos), text_of(len - pos, len * pos)
+                for _, bad in ipairs({ "\255", "\226\130", "\244\144\128\128" }) do
+                    local want = "cozmox.json: invalid UTF-8 in string at byte offset " .. (2 + #pre)
+                    local doc = '["' .. pre .. bad .. post .. PAD
+                    for cut = 1, #doc - 1 do
+                        local r, err = feed_split(doc, { cut })
+                        assert.is_nil(r)
+                        assert.equal(want, err)
+                    end
+                end
+            end
+        end
+    end)
+
     it("rejects invalid UTF-8, raw control characters and bad escapes", function()
         assert.matches("invalid UTF-8 in string at byte offset 2", decode_err('"a\255"'), 1, true)
         assert.matches("invalid UTF-8", decode_err('"\192\175"'), 1, true)        -- overlong '/'

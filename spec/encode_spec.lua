@@ -370,6 +370,70 @@ describe("cozmox.core.encode", function()
       end
     end)
 
+    -- Strings of 0..64 bytes mixing ASCII, 2-, 3- and 4-byte sequences,
+    -- DEL and bytes that need escapes, so that runs, escapes and
+    -- sequences meet the 16-byte blocks of the SSSE3 path at every
+    -- alignment; ref_string is the expected text, byte by byte.
+    local PIECES = { "a", "z", "\195\169", "\230\151\165", "\240\159\152\128", "\n", '"', "\\", "\0", "\31",
+      "\127", "\244\143\191\191" }
+    local SHORT = { [8] = "\\b", [9] = "\\t", [10] = "\\n", [12] = "\\f", [13] = "\\r", [34] = '\\"', [92] = "\\\\" }
+
+    local function text_of(len, seed)
+      local state, t, n = seed % 2147483646 + 1, {}, 0
+      while n < len do
+        state = (state * 48271) % 2147483647
+        local p = PIECES[state % #PIECES + 1]
+        if n + #p > len then p = "a" end
+        t[#t + 1] = p
+        n = n + #p
+      end
+      return table.concat(t)
+    end
+
+    local function ref_string(s)
+      local out = {}
+      for i = 1, #s do
+        local b = s:byte(i)
+        out[i] = SHORT[b] or (b < 32 and string.format("\\u%04x", b)) or string.char(b)
+      end
+      return '"' .. table.concat(out) .. '"'
+    end
+
+    it("writes text of 0..64 bytes at every alignment, as values, keys and repeats", function()
+      for len = 0, 64 do
+        for seed = 1, 4 do
+          local s = text_of(len, seed * 97 + len)
+          local want = ref_string(s)
+          assert.are.equal(want, encode(s))
+          assert.are.equal("{" .. want .. ":" .. want .. "}", encode({[s] = s}))
+          -- Forty copies: past the first 32 strings the encoder copies
+          -- repeats from its memo of what it wrote.
+          local many, texts = {}, {}
+          for i = 1, 40 do many[i], texts[i] = s, want end
+          assert.are.equal("[" .. table.concat(texts, ",") .. "]", encode(array(many)))
+          many[41] = {[s] = s}
+          assert.are.equal("[" .. table.concat(texts, ",") .. ",{" .. want .. ":" .. want .. "}]",
+                           encode(array(many)))
+        end
+      end
+    end)
+
+    it("finds invalid UTF-8 at every position of strings of 0..64 bytes", function()
+      local bad = { "\255", "\128", "\192\175", "\224\128\128", "\237\160\128", "\244\144\128\128",
+        "\245\128\128\128", "\226\130", "\240\159\152" }
+      for len = 0, 64 do
+        for pos = 0, len do
+          local pre, post = text_of(pos, len * 3 + pos), text_of(len - pos, pos * 11 + len)
+          for _, b in ipairs(bad) do
+            local s, want = pre .. b .. post, utf8_error(#pre + 1)
+            assert.are.equal(want, encode_error(s))
+            assert.are.equal(want, encode_error({[s] = true}))
+            assert.are.equal(want, encode_error(array({pre, s})))
+          end
+        end
+      end
+    end)
+
     it("checks UTF-8 in keys and nested strings too", function()
       assert.are.equal(utf8_error(2), encode_error({["a\255"] = 1}))
       assert.are.equal(utf8_error(1), encode_error({ok = {"fine", "\192\175"}}))

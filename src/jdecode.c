@@ -106,6 +106,7 @@ struct cz_decoder {
     int carry_kind;
     int carry_esc;   /* string carry: the last byte is an unpaired backslash */
     int oom;         /* the last failure was Lua running out of memory */
+    int simd;        /* the SSSE3 string paths may run (textscan.h) */
     size_t offset;   /* bytes consumed before the current chunk */
     size_t carry_at; /* offset where the carried token began */
     frame *frames;
@@ -195,19 +196,19 @@ static size_t put_utf8(char *o, unsigned cp) {
 #define TOK_OK 1
 #define TOK_MORE 2 /* ran out of input inside the token */
 
-/* The string whose opening quote is at s, with escapes: decode into
- * d->scratch and push it.  `at` is s's document offset. */
-static int string_slow(lua_State *L, cz_decoder *d, const unsigned char *s,
+/* The rest of a string with escapes, from q (the first byte not decoded
+ * yet: the start of a character) into d->scratch, which holds the text
+ * before q decoded; push it.  s: the opening quote, `at` its document
+ * offset.  The reference for every faster path. */
+static int string_rest(lua_State *L, cz_decoder *d, const unsigned char *s,
                        const unsigned char *q, const unsigned char *end,
                        const unsigned char **next, size_t at) {
     cz_buf *b = &d->scratch;
-    b->len = 0;
-    if (!cz_buf_add(b, s + 1, (size_t)(q - s - 1))) return fail_at(d, at, "out of memory");
     while (q < end) {
         const unsigned char *run = q;
         unsigned c;
         int k = 1;
-        q = cz_skip_text(q, end, &k);
+        q = d->simd ? cz_skip_text(q, end, &k) : cz_skip_text_scalar(q, end, &k);
         if (q > run && !cz_buf_add(b, run, (size_t)(q - run))) return fail_at(d, at, "out of memory");
         if (q == end) break;
         if (k < 0) return TOK_MORE;
@@ -265,6 +266,139 @@ static int string_slow(lua_State *L, cz_decoder *d, const unsigned char *s,
         return fail_at(d, at + (size_t)(q - s), "control character in string");
     }
     return TOK_MORE;
+}
+
+#if defined(CZ_TEXT_SSSE3)
+/* The code point of the \u escape at q (q[1] == 'u', at least 12 bytes
+ * readable from q), pairing a high surrogate with a \uDC00-\uDFFF escape
+ * right after it (unpaired halves become U+FFFD), and the escape's
+ * length; -1 for invalid hex digits. */
+static inline long unicode_escape(const unsigned char *q, int *len) {
+    int h = hex4(q + 2), lo;
+    *len = 6;
+    if (h < 0) return -1;
+    if (h >= 0xD800 && h <= 0xDBFF) {
+        if (q[6] == '\\' && q[7] == 'u' && (lo = hex4(q + 8)) >= 0xDC00 && lo <= 0xDFFF) {
+            *len = 12;
+            return 0x10000 + ((long)(h - 0xD800) << 10) + (lo - 0xDC00);
+        }
+        return 0xFFFD;
+    }
+    return h >= 0xDC00 && h <= 0xDFFF ? 0xFFFD : h;
+}
+
+/* Decoded value of the escape letter after a backslash ('u' apart), 0
+ * for an invalid one. */
+static const unsigned char escape_char[256] = {
+    ['"'] = '"', ['\\'] = '\\', ['/'] = '/', ['b'] = '\b',
+    ['f'] = '\f', ['n'] = '\n', ['r'] = '\r', ['t'] = '\t'};
+
+#define STR_SCALAR 3  /* string_fast: the scalar path goes on from *qp */
+#define STR_RESTART 4 /* string_fast: something is wrong: rescan from the quote */
+
+/* string_rest's fast path (SSSE3): sixteen bytes at a time are stored to
+ * the scratch buffer unconditionally, then scanned for the end of the
+ * run and checked as UTF-8 (textscan.h), so a run between two escapes
+ * costs one block or two.  It never judges an error: on any doubt (a bad
+ * byte or escape somewhere, a control character, out of memory) it
+ * answers STR_RESTART and the scalar path decodes the string again from
+ * its start, so messages and offsets are the scalar path's.  Close to
+ * `end` (less than a block, or an escape that may be cut) it hands over
+ * with STR_SCALAR, *qp at the start of a character and the scratch
+ * buffer holding everything before it. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static CZ_SSSE3 int string_fast(lua_State *L, cz_decoder *d, const unsigned char **qp,
+                                const unsigned char *end, const unsigned char **next) {
+    const __m128i zero = _mm_setzero_si128();
+    cz_buf *b = &d->scratch;
+    const unsigned char *q = *qp;
+    __m128i prev = zero, err = zero;
+    unsigned prev_hi = 0; /* high bytes in prev */
+    size_t len = b->len;
+    int i;
+    for (;;) {
+        __m128i v;
+        unsigned stop;
+        int n;
+        if (end - q < 16) break;
+        if (b->cap - len < 32) {
+            b->len = len;
+            if (!cz_buf_grow(b, 32)) return STR_RESTART;
+        }
+        v = _mm_loadu_si128((const __m128i *)(const void *)q);
+        _mm_storeu_si128((__m128i *)(void *)(b->data + len), v);
+        stop = cz_text_block(v, &prev, &prev_hi, &err);
+        if (stop == 0) {
+            q += 16, len += 16;
+            continue;
+        }
+        n = __builtin_ctz(stop);
+        q += n, len += (size_t)n;
+        if (*q == '"') {
+            if (cz_nonzero16(err)) return STR_RESTART;
+            b->len = len;
+            lua_pushlstring(L, b->data, len);
+            *next = q + 1;
+            return TOK_OK;
+        }
+        if (*q != '\\') return STR_RESTART;
+        /* The escape, and any that follow it straight away. */
+        do {
+            long cp;
+            int elen;
+            if (end - q < 12) {
+                b->len = len;
+                *qp = q;
+                return cz_nonzero16(err) ? STR_RESTART : STR_SCALAR;
+            }
+            if (b->cap - len < 32) {
+                b->len = len;
+                if (!cz_buf_grow(b, 32)) return STR_RESTART;
+            }
+            if (q[1] != 'u') {
+                if ((b->data[len] = (char)escape_char[q[1]]) == 0) return STR_RESTART;
+                len++, q += 2;
+                continue;
+            }
+            if ((cp = unicode_escape(q, &elen)) < 0) return STR_RESTART;
+            len += put_utf8(b->data + len, (unsigned)cp);
+            q += elen;
+        } while (q < end && *q == '\\');
+    }
+    if (cz_nonzero16(err)) return STR_RESTART;
+    /* Hand over at the start of the sequence the last block left open. */
+    for (i = 1; i <= 3; i++) {
+        unsigned c = q[-i];
+        if (c < 0x80) break;
+        if (c >= 0xC0) {
+            if ((c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2) > i) q -= i, len -= (size_t)i;
+            break;
+        }
+    }
+    b->len = len;
+    *qp = q;
+    return STR_SCALAR;
+}
+#endif
+
+/* The string whose opening quote is at s, with an escape at q: decode
+ * into d->scratch and push it.  `at` is s's document offset. */
+static int string_slow(lua_State *L, cz_decoder *d, const unsigned char *s,
+                       const unsigned char *q, const unsigned char *end,
+                       const unsigned char **next, size_t at) {
+    cz_buf *b = &d->scratch;
+    b->len = 0;
+    if (!cz_buf_add(b, s + 1, (size_t)(q - s - 1))) return fail_at(d, at, "out of memory");
+#if defined(CZ_TEXT_SSSE3)
+    if (d->simd) {
+        int r = string_fast(L, d, &q, end, next);
+        if (r == TOK_OK) return r;
+        if (r == STR_RESTART) b->len = 0, q = s + 1;
+    }
+#endif
+    return string_rest(L, d, s, q, end, next, at);
 }
 
 /* A cheap hash of p[0..n): its length and first and last eight bytes
@@ -373,7 +507,8 @@ static int scan_string(lua_State *L, cz_decoder *d, const unsigned char *s,
         *next = q + 1;
         return TOK_OK;
     }
-    q = cz_skip_text(q, end, &k);
+    if (q < end && *q == '\\') return string_slow(L, d, s, q, end, next, at);
+    q = d->simd ? cz_skip_text(q, end, &k) : cz_skip_text_scalar(q, end, &k);
     if (q == end || k < 0) return TOK_MORE;
     if (k == 0) return fail_at(d, at + (size_t)(q - s), "invalid UTF-8 in string");
     if (*q == '"') {
@@ -857,6 +992,9 @@ static void decoder_reset(cz_decoder *d, int max_depth) {
     memset(d, 0, sizeof *d);
     d->max_depth = max_depth;
     d->state = S_VALUE;
+#if defined(CZ_TEXT_SSSE3)
+    d->simd = cz_have_ssse3();
+#endif
 }
 
 static int feed_protected(lua_State *L);
@@ -889,7 +1027,7 @@ void cz_decoder_rewind(lua_State *L, int idx) {
     cz_decoder *d = (cz_decoder *)lua_touserdata(L, idx);
     frame *frames = d->frames;
     uint32_t *keyh = d->keyh;
-    int cap = d->cap, keyh_cap = d->keyh_cap, max_depth = d->max_depth, big = d->big_strings, i;
+    int cap = d->cap, keyh_cap = d->keyh_cap, max_depth = d->max_depth, big = d->big_strings, simd = d->simd, i;
     cz_buf carry = d->carry, scratch = d->scratch;
     cz_keeper *keeper = d->keeper;
     if (d->nsaved > 0) {
@@ -903,6 +1041,7 @@ void cz_decoder_rewind(lua_State *L, int idx) {
     decoder_reset(d, max_depth);
     d->keeper = keeper;
     d->big_strings = big;
+    d->simd = simd;
     d->frames = frames, d->cap = cap;
     d->keyh = keyh, d->keyh_cap = keyh_cap;
     carry.len = scratch.len = 0;
@@ -936,6 +1075,18 @@ void cz_decoder_release(lua_State *L, int idx) {
 const char *cz_decoder_error(cz_decoder *d) { return d->err; }
 int cz_decoder_oom(const cz_decoder *d) { return d->oom; }
 void cz_decoder_set_big_strings(cz_decoder *d, int on) { d->big_strings = on; }
+/* A hook for fuzz/fuzz_decode.c (which declares it too; not part of
+ * json.h's interface): on = 0 keeps d's strings on the scalar path, the
+ * reference the fuzzer holds the SSSE3 paths to; on = 1 is the default
+ * (SSSE3 where the CPU has it). */
+void cz_decoder_set_simd(cz_decoder *d, int on);
+void cz_decoder_set_simd(cz_decoder *d, int on) {
+#if defined(CZ_TEXT_SSSE3)
+    d->simd = on && cz_have_ssse3();
+#else
+    (void)d, (void)on;
+#endif
+}
 
 void cz_decoder_copy_settings(cz_decoder *dst, const cz_decoder *src) {
     dst->max_depth = src->max_depth;

@@ -32,6 +32,16 @@
 /* Longest indent string (or count of spaces) encode accepts. */
 #define MAX_INDENT 32
 
+/* enc_string's memo of short strings already written: 2^MEMO_BITS
+ * entries, each a string's address and where its text is in the output. */
+#define MEMO_BITS 8
+#define MEMO_MAXLEN 30
+#define MEMO_AFTER 32
+typedef struct strmemo {
+    const unsigned char *s;
+    size_t at, len;
+} strmemo;
+
 /* A key of the object being written with sort_keys; the table holds the
  * string, so the pointer stays valid while the object is written. */
 typedef struct keyref {
@@ -44,10 +54,14 @@ typedef struct enc {
     cz_buf *b;
     cz_buf *keys;                               /* sort_keys: keyref stack, else NULL */
     int pretty;                                 /* indent given */
+    int ssse3;                                  /* enc_string_fast may run */
+    size_t memo_lim;                            /* memo strings shorter than this */
+    int memo_wait;                              /* strings to go before the memo starts */
+    strmemo memo[1 << MEMO_BITS];               /* enc_string */
     size_t indent_len;
     char indent[MAX_INDENT];
     int depth;                                  /* tables open right now */
-    const void *path[CZ_DEFAULT_MAX_DEPTH];     /* and which ones they are */
+    int path[CZ_DEFAULT_MAX_DEPTH];             /* their stack slots */
 } enc;
 
 static void enc_value(enc *e);
@@ -93,12 +107,12 @@ static void enc_bad_utf8(enc *e, size_t pos) {
  * Cycles are only looked for here, so acyclic data pays nothing, and any
  * cycle ends here: each lap through it adds at least one level. */
 static void enc_too_deep(enc *e, int t) {
-    const void *p = lua_topointer(e->L, t);
+    lua_State *L = e->L;
     int i, j;
     for (i = 0; i < e->depth; i++) {
-        if (e->path[i] == p) goto cycle;
+        if (lua_rawequal(L, e->path[i], t)) goto cycle;
         for (j = i + 1; j < e->depth; j++)
-            if (e->path[i] == e->path[j]) goto cycle;
+            if (lua_rawequal(L, e->path[i], e->path[j])) goto cycle;
     }
     luaL_error(e->L, ENC_ERR "nesting deeper than %d", CZ_DEFAULT_MAX_DEPTH);
 cycle:
@@ -160,8 +174,9 @@ static void enc_number(enc *e) {
 /* s[0..n) as a quoted JSON string.  Runs of plain text (valid UTF-8
  * included; textscan.h) are copied with one memcpy.  Space invariant:
  * once `run` bytes are written, the buffer has room for n - run more plus
- * the closing quote, so only escapes need a check. */
-static void enc_string(enc *e, const unsigned char *s, size_t n) {
+ * the closing quote, so only escapes need a check.  The reference for
+ * enc_string_fast, and the one that reports invalid UTF-8. */
+static void enc_string_scalar(enc *e, const unsigned char *s, size_t n) {
     cz_buf *b = e->b;
     const unsigned char *q = s, *run = s, *end = s + n;
     if (!cz_buf_reserve(b, n + 2)) enc_nomem(e);
@@ -170,7 +185,7 @@ static void enc_string(enc *e, const unsigned char *s, size_t n) {
         unsigned c;
         char *w;
         int k = 1;
-        q = cz_skip_text(q, end, &k);
+        q = cz_skip_text_scalar(q, end, &k);
         if (q == end) break;
         c = *q;
         if (c >= 0x80) enc_bad_utf8(e, (size_t)(q - s)); /* k <= 0: invalid or cut short */
@@ -196,6 +211,136 @@ static void enc_string(enc *e, const unsigned char *s, size_t n) {
     memcpy(b->data + b->len, run, (size_t)(end - run));
     b->len += (size_t)(end - run);
     b->data[b->len++] = '"';
+}
+
+#if defined(CZ_TEXT_SSSE3)
+/* enc_string with SSSE3: sixteen bytes at a time are stored to the
+ * output unconditionally, then scanned for the next byte to escape and
+ * checked as UTF-8 (textscan.h); the last < 16 bytes go through a
+ * zero-padded copy, whose padding ends the text like a control
+ * character would (so a sequence cut by the end of the string is an
+ * error).  Returns 0, having written nothing, if the string holds
+ * invalid UTF-8: enc_string_scalar then says where.  Space: 16 bytes of
+ * slack beyond enc_string_scalar's invariant, for the last block. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static CZ_SSSE3 int enc_string_fast(enc *e, const unsigned char *s, size_t n) {
+    /* idx16 + 16 - m: the shuffle moving lanes 16 - m.. down to 0.., zeros above. */
+    static const unsigned char idx16[32] = {
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+        0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80};
+    const __m128i zero = _mm_setzero_si128();
+    cz_buf *b = e->b;
+    const unsigned char *q = s, *const end = s + n;
+    __m128i prev = zero, err = zero;
+    unsigned prev_hi = 0; /* high bytes in prev */
+    size_t mark = b->len;
+    char *o;
+    if (!cz_buf_reserve(b, n + 2 + 16)) enc_nomem(e);
+    o = b->data + b->len;
+    *o++ = '"';
+    while (q < end) {
+        __m128i v;
+        unsigned stop, c;
+        int k;
+        if (end - q >= 16) v = _mm_loadu_si128((const __m128i *)(const void *)q);
+        else if (n >= 16) /* the last 16 bytes of the string, moved down */
+            v = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(const void *)(end - 16)),
+                                 _mm_loadu_si128((const __m128i *)(const void *)(idx16 + 16 - (end - q))));
+        else v = cz_load_short(q, (size_t)(end - q));
+        _mm_storeu_si128((__m128i *)(void *)o, v);
+        stop = cz_text_block(v, &prev, &prev_hi, &err);
+        if (stop == 0) {
+            q += 16, o += 16;
+            continue;
+        }
+        k = __builtin_ctz(stop);
+        q += k, o += k;
+        if (q >= end) break; /* the padding */
+        if ((size_t)(b->data + b->cap - o) < (size_t)(end - q) + 6 + 16 + 1) {
+            b->len = (size_t)(o - b->data);
+            if (!cz_buf_grow(b, (size_t)(end - q) + 6 + 16 + 1)) enc_nomem(e);
+            o = b->data + b->len;
+        }
+        c = *q++;
+        o[0] = '\\';
+        if (c == '"' || c == '\\') {
+            o[1] = (char)c;
+            o += 2;
+        } else if (ctrl_short[c]) {
+            o[1] = ctrl_short[c];
+            o += 2;
+        } else {
+            o[1] = 'u', o[2] = '0', o[3] = '0';
+            o[4] = "0123456789abcdef"[c >> 4];
+            o[5] = "0123456789abcdef"[c & 15];
+            o += 6;
+        }
+    }
+    /* A sequence the last full block left open is cut by the end. */
+    if (prev_hi != 0) err = _mm_or_si128(err, cz_utf8_check16(zero, prev));
+    if (cz_nonzero16(err)) {
+        b->len = mark;
+        return 0;
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+    return 1;
+}
+#endif
+
+static inline void enc_string_any(enc *e, const unsigned char *s, size_t n) {
+#if defined(CZ_TEXT_SSSE3)
+    if (e->ssse3 && enc_string_fast(e, s, n)) return;
+#endif
+    enc_string_scalar(e, s, n);
+}
+
+/* The Lua string s[0..n) (a pointer lua_tolstring gave for a string) as
+ * a quoted JSON string.  Short strings repeat (keys above all): the spot
+ * in the output where one was last written is remembered by its address,
+ * and a repeat is copied from there.  An address stands for the same
+ * bytes while the memo is on: the value holds every string it reaches,
+ * and nothing allocates Lua memory meanwhile, so no collection (whose
+ * finalizers could change the value) runs.  sort_keys pushes a string per
+ * member, so there the memo stays off (memo_lim 0).  It starts after the
+ * first MEMO_AFTER strings, so small values never pay for clearing it.
+ * Entries die with the encode call, and all of them when the output is
+ * rewound. */
+static inline void enc_string(enc *e, const unsigned char *s, size_t n) {
+    cz_buf *b = e->b;
+    strmemo *m;
+    size_t at;
+    if (n >= e->memo_lim) {
+        if (e->memo_wait > 0 && --e->memo_wait == 0) {
+            memset(e->memo, 0, sizeof e->memo);
+            e->memo_lim = MEMO_MAXLEN + 1;
+        }
+        enc_string_any(e, s, n);
+        return;
+    }
+    m = &e->memo[((uintptr_t)s * 0x9E3779B97F4A7C15ULL) >> (64 - MEMO_BITS)];
+    if (m->s == s) {
+        /* At most MEMO_MAXLEN + 2 <= 32 bytes: two 16-byte moves, both
+         * loads first (source and destination may be that close). */
+        char t0[16], t1[16];
+        if (!cz_buf_reserve(b, 32)) enc_nomem(e);
+        memcpy(t0, b->data + m->at, 16);
+        memcpy(t1, b->data + m->at + 16, 16);
+        memcpy(b->data + b->len, t0, 16);
+        memcpy(b->data + b->len + 16, t1, 16);
+        b->len += m->len;
+        return;
+    }
+    at = b->len;
+    enc_string_any(e, s, n);
+    /* Escapes can make the text longer than the 32 bytes copied. */
+    if (b->len - at <= 32) {
+        m->s = s;
+        m->at = at;
+        m->len = b->len - at;
+    }
 }
 
 /* --- tables ------------------------------------------------------------- */
@@ -346,6 +491,7 @@ static void enc_plain(enc *e, int t) {
         if (lua_type(L, -2) != LUA_TNUMBER || lua_tonumber(L, -2) != want) {
             lua_pop(L, 2);
             e->b->len = mark;
+            if (e->memo_lim) memset(e->memo, 0, sizeof e->memo); /* text past mark is gone */
             enc_array_checked(e, t, first_type);
             return;
         }
@@ -359,13 +505,15 @@ static void enc_plain(enc *e, int t) {
 }
 
 /* Table at the top; leaves the stack as it found it.  Counts depth and
- * records the table on the path for enc_too_deep. */
+ * records the table's slot on the path for enc_too_deep (every table on
+ * the path stays in its slot while it is written).  A level takes at
+ * most 3 slots above its table: room is made for 8 levels at a time. */
 static void enc_table(enc *e) {
     lua_State *L = e->L;
     int t = lua_gettop(L);
     if (e->depth == CZ_DEFAULT_MAX_DEPTH) enc_too_deep(e, t);
-    e->path[e->depth++] = lua_topointer(L, t);
-    luaL_checkstack(L, 3, ENC_ERR "Lua stack exhausted");
+    if ((e->depth & 7) == 0) luaL_checkstack(L, 3 * 8, ENC_ERR "Lua stack exhausted");
+    e->path[e->depth++] = t;
     if (lua_getmetatable(L, t)) {
         int is_array = lua_rawequal(L, -1, IDX_ARRAY_MT);
         lua_pop(L, 1);
@@ -472,6 +620,13 @@ int cz_json_encode(lua_State *L) {
     e.b = cz_buf_push(L);
     e.keys = sort ? cz_buf_push(L) : NULL;
     e.depth = 0;
+    e.memo_lim = 0;
+    e.memo_wait = sort ? 0 : MEMO_AFTER;
+#if defined(CZ_TEXT_SSSE3)
+    e.ssse3 = cz_have_ssse3();
+#else
+    e.ssse3 = 0;
+#endif
     lua_pushvalue(L, 1);
     enc_value(&e);
     lua_pushlstring(L, e.b->data, e.b->len);
