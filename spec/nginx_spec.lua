@@ -128,6 +128,14 @@ describe("inside nginx", function()
         end
     end)
 
+    it("close() from another light thread ends a wait for Retry-After at once, as kind closed", function()
+        local _, r = get("/close-while-waiting")
+        assert.is_nil(r.err)
+        assert.is_false(r.data)
+        assert.equal("closed", r.kind)
+        assert(r.elapsed >= 0.29 and r.elapsed < 0.5, "the wait ended after " .. r.elapsed .. " s (Retry-After: 3)")
+    end)
+
     it("works in init_worker/ngx.timer and access_by_lua", function()
         local _, timer = get("/timer")
         assert.equal("demo\n", timer)

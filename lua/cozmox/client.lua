@@ -201,6 +201,21 @@ local function after_attempt(st, method, path, attempt, rec, may_retry, deadline
     return err, wait
 end
 
+-- The wait before a retry.  Our own sleeps go in slices of at most
+-- 50 ms so that close() from another coroutine, light thread or
+-- callback ends it promptly (a Retry-After may ask for up to
+-- max_retry_wait); a `sleep` the caller gave is called once, as given.
+local PAUSE_SLICE = 0.05
+local function pause(st, s, seconds)
+    if not s.sleep_sliced then return s.sleep(seconds) end
+    local sleep, stop = s.sleep, now() + seconds
+    while not st.closed do
+        local left = stop - now()
+        if left <= 0 then return end
+        sleep(left < PAUSE_SLICE and left or PAUSE_SLICE)
+    end
+end
+
 local function closed_error(method, path, attempts)
     return new_error({ kind = "closed", message = "the client was closed during the call",
         method = method, path = path, attempts = attempts })
@@ -238,7 +253,7 @@ local function call(st, method, path, body, lines, retry_any)
         if not err then return rec.value, rec.status end
         if not wait then return nil, err end
         if st.closed then return nil, closed_error(method, path, attempt) end
-        s.sleep(wait)
+        pause(st, s, wait)
         if st.closed then return nil, closed_error(method, path, attempt) end
         if now() >= deadline then -- the sleep took what was left
             err.attempts = attempt
@@ -308,7 +323,7 @@ local function call_many(st, paths, concurrency, shape)
                 end
                 break
             end
-            s.sleep(longest)
+            pause(st, s, longest)
             if st.closed or now() >= deadline then -- the sleep took what was left
                 for _, i in ipairs(pending) do
                     local err = st.closed and closed_error("GET", paths[i], attempts[i]) or last[i]
@@ -492,6 +507,7 @@ function _M.new(opts, level)
         insecure_warned = true
         io_stderr:write("cozmox: WARNING: TLS certificate verification is disabled (insecure = true)\n")
     end
+    s.sleep_sliced = s.sleep == nil
     s.sleep = s.sleep or (s.loop and loop_sleep(s.loop)) or default_sleep
     s.ua_product = (s.user_agent and (s.user_agent .. " ") or "") .. "cozmox-lua/" .. _M.VERSION
     s.ua_runtime = RUNTIME

@@ -148,28 +148,44 @@ end
 
 local REDACTED = "[REDACTED]"
 
--- s with every occurrence of needle replaced; when s was cut (cut true),
--- also a start of needle it ends with (4 bytes or more).
+-- ASCII lower case, whatever the locale (a pattern's range compares
+-- bytes; %u and string.lower ask the C library's locale).  Host names
+-- are case-insensitive, so a token may come back in another case (a
+-- resolver's message, a server echoing a Host header): redaction
+-- matches without case.
+local LOWER = {}
+for c = 65, 90 do LOWER[str_char(c)] = str_char(c + 32) end
+local function lower(s)
+    return (str_gsub(s, "[A-Z]", LOWER))
+end
+
+-- s with every occurrence of needle (in any case) replaced; when s was
+-- cut (cut true), also a start of needle it ends with (4 bytes or more).
 function redact(s, needle, cut)
     if needle == nil then return s end
-    local i = str_find(s, needle, 1, true)
+    local ln, ls = lower(needle), lower(s)
+    local i = str_find(ls, ln, 1, true)
     if i then
         local out, from = {}, 1
         while i do
             out[#out + 1] = str_sub(s, from, i - 1)
             out[#out + 1] = REDACTED
-            from = i + #needle
-            i = str_find(s, needle, from, true)
+            from = i + #ln
+            i = str_find(ls, ln, from, true)
         end
         out[#out + 1] = str_sub(s, from)
         s = concat(out)
+        ls = lower(s)
     end
     if cut then
-        for k = math.min(#needle - 1, #s), 4, -1 do
-            if str_sub(s, -k) == str_sub(needle, 1, k) then return str_sub(s, 1, -k - 1) .. REDACTED end
+        for k = math.min(#ln - 1, #ls), 4, -1 do
+            if str_sub(ls, -k) == str_sub(ln, 1, k) then return str_sub(s, 1, -k - 1) .. REDACTED end
         end
     end
     return s
+end
+local function contains(s, needle)
+    return str_find(lower(s), lower(needle), 1, true) ~= nil
 end
 _M.redact = redact
 
@@ -190,7 +206,7 @@ local function redact_tree(root, needle)
                 n = n + 1
                 stack[n] = x
             end
-            if type(k) == "string" and str_find(k, needle, 1, true) then
+            if type(k) == "string" and contains(k, needle) then
                 renames = renames or {}
                 renames[k] = true
             end

@@ -504,9 +504,13 @@ end
 
 -- A 401 whose message echoes the request's Authorization header, as some
 -- gateways do.
-local function f_echo_auth(app)
-  local auth = ngx_req.get_headers(200).authorization or ""
-  return app.send_error(401, "Invalid key: " .. tostring(auth))
+local function f_echo_auth(app, args)
+  local auth = tostring(ngx_req.get_headers(200).authorization or "")
+  -- ?case=lower|upper: the key in another case, as a resolver's message
+  -- or a Host header would print it
+  local case = args.case
+  if case == "lower" then auth = auth:lower() elseif case == "upper" then auth = auth:upper() end
+  return app.send_error(401, "Invalid key: " .. auth)
 end
 
 -- A proxy's HTML 502 page that prints the request headers back.

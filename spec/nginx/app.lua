@@ -130,6 +130,27 @@ function _M.concurrent()
     return reply(200, out)
 end
 
+-- /close-while-waiting: one light thread waits out a Retry-After of 3 s
+-- (the client's own sleep, ngx.sleep); another closes the client 0.3 s
+-- in.  The wait must end with kind closed long before the 3 s.
+function _M.close_while_waiting()
+    local c = cozmox.new({ transport = "nginx", max_retry_wait = 60,
+        base_url = os.getenv("COZMOX_BASE_URL") .. "/fault/by-id" })
+    local id = "own-retry-after?key=close-" .. tostring(ngx.now()) .. "-" .. math.random(1e9) .. "&retry_after=3"
+    local t0 = ngx.now()
+    local waiter = ngx.thread.spawn(function()
+        local s, err = c.session.get(id)
+        ngx.update_time()
+        return { data = s ~= nil, kind = err and err.kind, elapsed = ngx.now() - t0 }
+    end)
+    ngx.thread.spawn(function()
+        ngx.sleep(0.3)
+        c:close()
+    end)
+    local ok, r = ngx.thread.wait(waiter)
+    return reply(200, ok and r or { err = tostring(r) })
+end
+
 -- access_by_lua: a lookup before the content phase.
 function _M.access()
     local s, err = clients.auto.session.get("demo")

@@ -123,6 +123,10 @@ _M.cases = {
       heap = true, expect = { kind = "decode", max_heap_kb = 2048 } },
     { name = "a server echoing the token in its message", id = "echo-auth",
       expect = { kind = "http", status = 401, no_secret = true } },
+    { name = "a server echoing the token in lower case", id = "echo-auth?case=lower",
+      expect = { kind = "http", status = 401, no_secret = true } },
+    { name = "a server echoing the token in upper case", id = "echo-auth?case=upper",
+      expect = { kind = "http", status = 401, no_secret = true } },
     { name = "a server echoing the token 210 levels deep in its body", id = "deep-token",
       expect = { kind = "http", status = 400, no_secret = true } },
     { name = "a proxy page echoing the request headers", id = "echo-html", opts = { max_retries = 0 },
@@ -213,7 +217,8 @@ function _M.run(case, env, make_client, get, now)
                 end
                 walk(err, 0)
                 texts[#texts + 1] = tostring(err)
-                result.secret_seen = table.concat(texts, "\n"):find(env.token, 1, true) ~= nil
+                -- in any case: a host name, say, comes back lower-cased
+                result.secret_seen = table.concat(texts, "\n"):lower():find(env.token:lower(), 1, true) ~= nil
             end
             local line = tostring(err)
             -- no C0 control, DEL, C1 control, line separator or bidi override
