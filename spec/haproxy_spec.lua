@@ -118,7 +118,7 @@ local function start_spec_haproxy(threads, load, extra_args)
     local dir = make_pki()
     return start(root .. "/spec/haproxy/haproxy.cfg.in", { THREADS = tostring(threads), LOAD = load, PKI = dir,
         UNTRUSTED_PORT = tostring(util.free_port()), RIGHTNAME_PORT = tostring(util.free_port()),
-        WRONGNAME_PORT = tostring(util.free_port()) }, extra_args)
+        WRONGNAME_PORT = tostring(util.free_port()), EMPTY503_PORT = tostring(util.free_port()) }, extra_args)
 end
 
 -- ------------------------------------------------------------ clients
@@ -346,6 +346,33 @@ describe("inside HAProxy (lua-load, nbthread 1) #hosts", function()
         v = fetch(server, "raw?head=status-none", { base = mock.base_url .. "/fault/by-id" })
         assert.same({ false, "network", 8 }, { v.ok, v.kind, v.code })
         assert.equal("HAProxy's httpclient: the server sent an invalid or incomplete response", v.message)
+    end)
+
+    it("refuses to wait in a coroutine of the caller's own, a sample fetch and a converter: a config error, "
+        .. "no crash, no request sent", function()
+        local v = fetch(server, "delay?ms=300&key=own-co", { op = "co" })
+        assert.same({ false, "config" }, { v.ok, v.kind }, cjson.encode(v))
+        assert.matches("^cannot wait here: inside HAProxy the client works only in services, actions and tasks",
+            v.message)
+        for _, route in ipairs({ "sample", "convert" }) do
+            local status, body = get(server.url, "/" .. route .. "/")
+            assert.equal(200, status, body)
+            v = cjson.decode(body)
+            assert.same({ false, "config" }, { v.ok, v.kind }, body)
+        end
+        socket.sleep(0.5) -- a job started anyway would have reached the mock by now
+        local last = mock.last_request()
+        for _, key in ipairs({ "own-co", "sample1", "convert1" }) do
+            assert.is_nil(last and last.request_uri:find(key, 1, true), last and last.request_uri)
+        end
+        assert.is_true(alive(server.pid))
+        assert.is_true(fetch(server, "ok").ok)
+    end)
+
+    it("takes an empty 503 from a server at an IP address for the server's answer, not a name not resolved",
+    function()
+        local v = fetch(server, "x", { base = "http://127.0.0.1:" .. server.vars.EMPTY503_PORT })
+        assert.same({ false, "http", 503 }, { v.ok, v.kind, v.status }, cjson.encode(v))
     end)
 
     it("waits between retries with core.msleep: the thread serves others meanwhile", function()

@@ -16,8 +16,12 @@ local now = require("cozmox.core").now
 -- when rounds is "never" (no coroutine: Lua 5.1 cannot yield across the
 -- transport's pcall, which HAProxy's Lua 5.3 can).
 local function fake(answer, rounds)
-    local hap = { pending = {}, calls = {}, slept = {}, max_in_flight = 0 }
+    local hap = { pending = {}, calls = {}, slept = {}, max_in_flight = 0, services = {}, actions = {},
+        fetches = {} }
     function hap.get_info() return { Version = "2.6.12-1+deb12u4" } end
+    function hap.register_service(name, _, fn) hap.services[name] = fn end
+    function hap.register_action(name, _, fn) hap.actions[name] = fn end
+    function hap.register_fetches(name, fn) hap.fetches[name] = fn end
     function hap.register_task(fn)
         hap.pending[#hap.pending + 1] = { fn = fn, rounds = rounds or 0 }
         hap.max_in_flight = math.max(hap.max_in_flight, #hap.pending)
@@ -68,19 +72,26 @@ local function request(extra)
     return req
 end
 
--- Run f inside a coroutine, as HAProxy runs services, actions and tasks;
--- its first two results.
-local function in_coroutine(f)
-    local co = coroutine.create(f)
+-- Run fn in a coroutine of its own, as HAProxy runs a service, an action,
+-- a task, a sample fetch or a converter; its first two results.
+local function resumed(fn)
+    local co = coroutine.create(fn)
     local ok, a, b = coroutine.resume(co)
     assert(ok, a)
     assert.equal("dead", coroutine.status(co))
     return a, b
 end
 
+-- Register f as a service of hap (after the transport or the adapter was
+-- made, which wraps core.register_service) and run it as HAProxy would.
+local function in_service(hap, f)
+    hap.register_service("spec", "http", f)
+    return resumed(hap.services.spec)
+end
+
 local function perform(hap, req, s, want_meta)
     local t = transport.new(s or settings(), secret(), hap)
-    return in_coroutine(function() return t:perform(req or request(), want_meta) end)
+    return in_service(hap, function() return t:perform(req or request(), want_meta) end)
 end
 
 local SESSION = '{"id":"x","messages":[]}'
@@ -180,6 +191,50 @@ describe("cozmox.transport.haproxy (a fake HAProxy core)", function()
         assert.matches("could not resolve api.example.invalid", rec.message, 1, true)
     end)
 
+    it("names the host in a message as the URL spells it (a scrubber finds a secret there as written)", function()
+        local empty503 = function()
+            return { status = 503, reason = "Service Unavailable", body = "",
+                headers = { ["content-length"] = { [0] = "0" } } }
+        end
+        local rec = perform(fake(empty503), request({ url = "http://SeCrEtToKeN123.invalid/x" }))
+        assert.same({ "network", 6 }, { rec.kind, rec.code })
+        assert.matches("^could not resolve SeCrEtToKeN123%.invalid ", rec.message)
+        assert.is_nil(rec.message:find("secrettoken123", 1, true))
+        rec = perform(fake(page(503, "Service Unavailable", "No server is available to handle this request.")),
+            request({ url = "HTTPS://Api.Example.COM:8443/x" }))
+        assert.matches("could not connect to Api.Example.COM:8443 (", rec.message, 1, true)
+        assert.matches("or not matching Api.Example.COM;", rec.message, 1, true)
+        assert.is_nil(rec.message:find("api.example.com", 1, true))
+    end)
+
+    it("takes an empty 503 from an IP address for the server's own (HAProxy resolves nothing there)", function()
+        for _, url in ipairs({ "http://127.0.0.1:9/session/x", "http://[::1]:9/session/x" }) do
+            local rec = perform(fake(function()
+                return { status = 503, reason = "Service Unavailable", body = "",
+                    headers = { ["content-length"] = { [0] = "0" } } }
+            end), request({ url = url }))
+            assert.same({ 503, true }, { rec.status, rec.started })
+            assert.is_nil(rec.kind)
+        end
+    end)
+
+    it("gives kind \"memory\" when Lua runs out of memory reading the answer, never raises it", function()
+        local hap = fake(function()
+            -- what an allocation failing under tune.lua.maxmem raises
+            return setmetatable({}, { __index = function() error("not enough memory", 0) end })
+        end)
+        local t = transport.new(settings(), secret(), hap)
+        local ok, rec = in_service(hap, function() return pcall(t.perform, t, request()) end)
+        assert.is_true(ok, tostring(rec))
+        assert.same({ "memory", 27 }, { rec.kind, rec.code })
+        assert.equal("Lua ran out of memory (HAProxy's tune.lua.maxmem)", rec.message)
+        -- other errors are bugs: raised
+        hap = fake(function() return setmetatable({}, { __index = function() error("bug", 0) end }) end)
+        t = transport.new(settings(), secret(), hap)
+        local ok2, err = in_service(hap, function() return pcall(t.perform, t, request()) end)
+        assert.same({ false, "bug" }, { ok2, err })
+    end)
+
     it("leaves a server's own 502/503 alone (it carries a Date header)", function()
         local rec = perform(fake(function()
             return { status = 503, body = '{"message":"busy"}', headers = { date = { [0] = "d" } } }
@@ -238,17 +293,96 @@ describe("cozmox.transport.haproxy (a fake HAProxy core)", function()
         assert.equal(0, #hap.calls)
     end)
 
-    it("says where it cannot wait: outside a coroutine (Lua 5.3+, as when HAProxy loads a file)", function()
-        local t = transport.new(settings(), secret(), fake(ok_answer()))
+    local CANNOT_WAIT = "cannot wait here: inside HAProxy the client works only in services, actions and tasks "
+        .. "registered (core.register_service, core.register_action, core.register_task) after "
+        .. "cozmox.loop.haproxy() was called -- not while a file is loaded, in a sample fetch or a converter, "
+        .. "or in a coroutine of your own (HAProxy cannot resume it)"
+
+    -- A refused call started nothing: no job task, no request.
+    local function nothing_started(hap)
+        assert.same({ 0, 0 }, { #hap.pending, #hap.calls })
+    end
+
+    it("says where it cannot wait: outside a coroutine, as when HAProxy loads a file", function()
+        local hap = fake(ok_answer())
+        local t = transport.new(settings(), secret(), hap)
         local rec = t:perform(request())
-        if coroutine.isyieldable then
-            assert.equal("config", rec.kind)
-            assert.matches("^cannot wait here: inside HAProxy the client works in services, actions and tasks",
-                rec.message)
-        else
-            -- Lua 5.1/5.2 cannot tell (HAProxy embeds 5.3 or later)
-            assert.equal(200, rec.status)
+        assert.same({ "config", 4, CANNOT_WAIT }, { rec.kind, rec.code, rec.message })
+        nothing_started(hap)
+    end)
+
+    it("refuses to wait in a coroutine of the caller's own inside a service, before starting a job", function()
+        -- HAProxy cannot resume it: msleep does not yield there, and
+        -- register_task + msleep crash HAProxy 2.6
+        local hap = fake(ok_answer())
+        local t = transport.new(settings(), secret(), hap)
+        local rec = in_service(hap, function()
+            return resumed(function() return t:perform(request()) end)
+        end)
+        assert.same({ "config", CANNOT_WAIT }, { rec.kind, rec.message })
+        nothing_started(hap)
+        -- the same from a task and from an action
+        hap.register_task(function()
+            rec = resumed(function() return t:perform(request()) end)
+        end)
+        hap.msleep(0)
+        assert.equal(CANNOT_WAIT, rec.message)
+        hap.register_action("a", { "http-req" }, function()
+            return resumed(function() return t:perform_many({ request(), request() }, 2, false) end)
+        end)
+        local recs = resumed(hap.actions.a)
+        assert.same({ "config", "config" }, { recs[1].kind, recs[2].kind })
+        nothing_started(hap)
+    end)
+
+    it("refuses to wait in a sample fetch or a converter (HAProxy refuses their yield), before starting a job",
+    function()
+        local hap = fake(ok_answer())
+        local t = transport.new(settings(), secret(), hap)
+        hap.register_fetches("cz", function() return t:perform(request()) end)
+        local rec = resumed(hap.fetches.cz) -- a coroutine of HAProxy's, yieldable, but not allowed to yield
+        assert.same({ "config", CANNOT_WAIT }, { rec.kind, rec.message })
+        nothing_started(hap)
+    end)
+
+    it("refuses to wait in a function registered before the transport or the adapter was made", function()
+        local hap = fake(ok_answer())
+        local early
+        hap.register_service("early", "http", function() return early:perform(request()) end)
+        early = transport.new(settings(), secret(), hap)
+        local rec = resumed(hap.services.early)
+        assert.equal(CANNOT_WAIT, rec.message)
+        nothing_started(hap)
+    end)
+
+    it("waits in a pcall inside a service but not where Lua cannot yield (a table.sort comparator)", function()
+        local hap = fake(ok_answer())
+        local t = transport.new(settings(), secret(), hap)
+        local ok, rec = in_service(hap, function() return pcall(t.perform, t, request()) end)
+        assert.is_true(ok)
+        assert.equal(200, rec.status)
+        if coroutine.isyieldable then -- Lua 5.3+ (what HAProxy embeds)
+            rec = in_service(hap, function()
+                local r
+                table.sort({ 2, 1 }, function(a, b)
+                    r = r or t:perform(request())
+                    return a < b
+                end)
+                return r
+            end)
+            assert.equal(CANNOT_WAIT, rec.message)
         end
+    end)
+
+    it("hands the wrapped functions their arguments and HAProxy their results", function()
+        local hap = fake(ok_answer())
+        transport.new(settings(), secret(), hap)
+        transport.new(settings(), secret(), hap) -- wraps once
+        local seen
+        hap.register_action("a", { "http-req" }, function(txn, x) seen = { txn, x } return "r1", nil, "r3" end)
+        local function pack(...) return { n = select("#", ...), ... } end
+        assert.same({ n = 3, "r1", nil, "r3" }, pack(hap.actions.a("txn", "arg")))
+        assert.same({ "txn", "arg" }, seen)
     end)
 
     it("runs perform_many with at most `concurrency` requests in flight", function()
@@ -258,7 +392,7 @@ describe("cozmox.transport.haproxy (a fake HAProxy core)", function()
         local t = transport.new(settings(), secret(), hap)
         local reqs = {}
         for i = 1, 7 do reqs[i] = request({ url = "http://127.0.0.1:9/session/" .. i }) end
-        local recs = in_coroutine(function() return t:perform_many(reqs, 3, false) end)
+        local recs = in_service(hap, function() return t:perform_many(reqs, 3, false) end)
         for i = 1, 7 do assert.equal("http://127.0.0.1:9/session/" .. i, recs[i].value.url) end
         assert.equal(3, hap.max_in_flight)
         assert.equal(7, #hap.calls)
@@ -272,10 +406,10 @@ describe("cozmox.transport.haproxy (a fake HAProxy core)", function()
             t:close() -- as client:close() from another coroutine
             return msleep(ms)
         end
-        local recs = in_coroutine(function() return t:perform_many({ request(), request() }, 1, false) end)
+        local recs = in_service(hap, function() return t:perform_many({ request(), request() }, 1, false) end)
         assert.same({ "closed", "closed" }, { recs[1].kind, recs[2].kind })
         assert.equal(1, hap.max_in_flight) -- the second never started
-        local rec = in_coroutine(function() return t:perform(request()) end)
+        local rec = in_service(hap, function() return t:perform(request()) end)
         assert.equal("closed", rec.kind)
         assert.equal(1, hap.max_in_flight)
     end)
@@ -284,7 +418,7 @@ describe("cozmox.transport.haproxy (a fake HAProxy core)", function()
         local hap = fake(ok_answer(), 30)
         local t = transport.new(settings(), secret(), hap)
         local reqs = { request({ deadline = now() + 0.05 }), request({ deadline = now() + 0.05 }) }
-        local recs = in_coroutine(function() return t:perform_many(reqs, 1, false) end)
+        local recs = in_service(hap, function() return t:perform_many(reqs, 1, false) end)
         assert.same({ "timeout", "timeout" }, { recs[1].kind, recs[2].kind })
         assert.equal("the timeout was reached before the request could start", recs[2].message)
         assert.equal(1, hap.max_in_flight)
@@ -317,7 +451,7 @@ describe("cozmox.loop.haproxy", function()
         assert.equal("haproxy", adapter.name)
         local c = cozmox.new({ loop = adapter, token = "tok", base_url = "http://127.0.0.1:9", max_retries = 2,
             max_retry_wait = 0.25 })
-        local s, err = in_coroutine(function() return c.session.get("busy") end)
+        local s, err = in_service(hap, function() return c.session.get("busy") end)
         assert(s, tostring(err))
         assert.equal("x", s.id)
         assert.equal(3, #hap.calls)
@@ -333,6 +467,44 @@ describe("cozmox.loop.haproxy", function()
         assert.equal(2, waits)
         c:close()
         c:close()
+    end)
+
+    it("does not lower-case a secret in a host name: the client's scrubber finds it", function()
+        local hap = fake(function(_, args)
+            if args.url:find("^http://127") then
+                return { status = 302, body = "", headers = { date = { [0] = "d" },
+                    location = { [0] = "http://SeCrEtToKeN123.invalid/x" } } }
+            end
+            return { status = 503, reason = "Service Unavailable", body = "",
+                headers = { ["content-length"] = { [0] = "0" } } }
+        end)
+        rawset(_G, "core", hap)
+        local c = cozmox.new({ loop = cozmox.loop.haproxy(), token = "SeCrEtToKeN123", base_url = "http://127.0.0.1:9",
+            follow_redirects = true, max_retries = 0 })
+        local s, err = in_service(hap, function() return c.session.get("x") end)
+        assert.is_nil(s)
+        assert.same({ "network", 6 }, { err.kind, err.curl_code })
+        assert.matches("could not resolve", err.message, 1, true)
+        for _, text in ipairs({ err.message, tostring(err) }) do
+            assert.is_nil(text:lower():find("secrettoken123", 1, true), text)
+        end
+        assert.equal("http://SeCrEtToKeN123.invalid/x", hap.calls[2].args.url)
+    end)
+
+    it("wraps core's register functions when made: what is registered after may wait, nothing else", function()
+        local hap = fake(ok_answer())
+        rawset(_G, "core", hap)
+        local before = hap.register_service
+        local c = cozmox.new({ loop = cozmox.loop.haproxy(), token = "tok", base_url = "http://127.0.0.1:9" })
+        assert.are_not.equal(before, hap.register_service)
+        local s = in_service(hap, function() return c.session.get("x") end)
+        assert.equal("x", s.id)
+        local _, err = in_service(hap, function()
+            return resumed(function() return c.session.get("x") end)
+        end)
+        assert.equal("config", err.kind)
+        assert.matches("^cannot wait here", err.message)
+        assert.equal(1, #hap.calls)
     end)
 
     it("is what the loop option takes; other tables are refused", function()

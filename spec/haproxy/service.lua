@@ -8,6 +8,9 @@
 --     answers 200 with JSON: fetch()'s result (below) and "elapsed"
 --   /action/<id>   the same from an http-request action
 --   /task/         the result of the fetch made by a task at start-up
+--   lua.cozmox_sample(KEY), lua.cozmox_convert: a sample fetch and a
+--     converter fetching "delay?ms=300&key=KEY" with the shared client
+--     (which cannot wait there)
 local root = debug.getinfo(1, "S").source:match("^@(.*)/spec/haproxy/service%.lua$")
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
 package.cpath = root .. "/build/lua5.3/?.so;" .. package.cpath
@@ -26,8 +29,15 @@ end
 
 -- The client code every host runs; ?op=create and ?op=update (POST, PATCH
 -- with the id as the name), ?op=many (get_many of ids <id>-1 .. <id>-10,
--- all at once) instead of GET.
+-- all at once) instead of GET; ?op=co: GET in a coroutine of our own
+-- (which HAProxy cannot resume).
 local function fetch(client, id, op)
+    if op == "co" then
+        local co = coroutine.create(function() return result(client.session.get(id)) end)
+        local ok, r = coroutine.resume(co)
+        if not ok then return { ok = false, raised = tostring(r) } end
+        return r or { ok = false, coroutine = coroutine.status(co) }
+    end
     if op == "many" then
         local ids = {}
         for i = 1, 10 do ids[i] = id .. "-" .. i end
@@ -98,4 +108,12 @@ end)
 core.register_service("cozmox_task", "http", function(applet)
     while not from_task do core.msleep(10) end
     reply(applet, from_task)
+end)
+
+core.register_fetches("cozmox_sample", function(_, key)
+    return timed("delay?ms=300&key=" .. key, {})
+end)
+
+core.register_converters("cozmox_convert", function(key)
+    return timed("delay?ms=300&key=" .. key, {})
 end)

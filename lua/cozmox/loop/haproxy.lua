@@ -9,6 +9,13 @@
 -- HAProxy lets Lua yield: in services, actions and tasks.  The client
 -- may be made while the file is loaded (lua-load, lua-load-per-thread)
 -- and shared by all of them.  Raises when not inside HAProxy.
+--
+-- Calling it wraps core.register_service, core.register_action and
+-- core.register_task (once): the functions registered after it are the
+-- ones the client may wait in; anywhere else -- a sample fetch, a
+-- converter, a coroutine of the caller's own, a function registered
+-- before -- a call is a "config" failure before anything is sent
+-- (cozmox.transport.haproxy, "where to wait").
 local require, type, error, rawget, _G = require, type, error, rawget, _G
 local math_floor = math.floor
 
@@ -19,6 +26,7 @@ return function()
         error("cozmox.loop.haproxy: not running inside HAProxy 2.6 or later "
             .. "(its core.httpclient, core.register_task and core.msleep are needed)", 2)
     end
+    require("cozmox.transport.haproxy").install(hap)
     return {
         name = "haproxy",
         transport = function(settings, secret)

@@ -12,8 +12,10 @@
 --
 -- How a request runs without blocking: it is a job run by its own HAProxy
 -- task (core.register_task), which calls the httpclient and keeps the
--- answer in the job.  The caller -- a service, an action or a task --
--- polls its jobs with core.msleep (1 ms, then doubling up to 10 ms),
+-- answer in the job.  The caller -- a service, an action or a task
+-- registered after the transport or cozmox.loop.haproxy() was made ("where
+-- to wait" below: anywhere else the call is a "config" failure before any
+-- job starts) -- polls its jobs with core.msleep (1 ms, then doubling up to 10 ms),
 -- which yields: the thread serves everything else meanwhile.  A job not
 -- done at its request's deadline is a "timeout" at once, whatever the
 -- server does (trickling, stalling, a connect that hangs): the deadline
@@ -24,7 +26,8 @@
 -- deflate are asked for and undone there; the limits apply there).  It
 -- reports no failure as such: when no usable answer came, HAProxy
 -- answers itself with one of its 502/503/504 pages (or an empty 503 for
--- a name it could not resolve).  Those are recognised -- exactly
+-- a host name it could not resolve; an IP address it does not resolve, so
+-- an empty 503 from one is the server's).  Those are recognised -- exactly
 -- HAProxy's headers (no Date, which origin servers send) and its text --
 -- and become the failures curl would report.  A body shorter than its
 -- Content-Length is a "network" failure (code 18).
@@ -46,6 +49,13 @@
 --     connect, a connection closed without an answer, or its server
 --     timeout.  A POST's server timeout is therefore long -- the time
 --     left, at least 5 minutes -- so that a slow POST is not sent twice.
+--     This goes on after the caller gave up at its deadline (a stalled
+--     GET is sent 4 times in all, each after the time left + 1 s): the
+--     Lua httpclient of 2.6 cannot abort a request, and 2.6 has no
+--     setting for its retries (httpclient.retries came in later versions).
+--   * An empty 503 (only Content-Length: 0) from a server behind a host
+--     name looks exactly like the answer for a name not resolved: it is
+--     taken for that (code 6).
 local core = require("cozmox.core")
 local transport = require("cozmox.transport")
 local IDEMPOTENT = require("cozmox.retry").IDEMPOTENT
@@ -56,6 +66,10 @@ local str_lower, str_find, str_format, str_match, str_gsub =
     string.lower, string.find, string.format, string.match, string.gsub
 local concat, sort, math_min, math_max, math_ceil = table.concat, table.sort, math.min, math.max, math.ceil
 local co_isyieldable = coroutine.isyieldable -- nil on Lua 5.1 (HAProxy runs 5.3+)
+local getinfo = debug and debug.getinfo
+local select, error = select, error
+local pack = table.pack or function(...) return { n = select("#", ...), ... } end
+local unpack = table.unpack or unpack -- unpack: Lua 5.1
 local new_sink, now = core.sink, core.now
 local failure, parse_url, split_header = transport.failure, transport.parse_url, transport.split_header
 local closed_record = transport.closed
@@ -85,8 +99,74 @@ Haproxy.__index = Haproxy
 
 local secrets = setmetatable({}, { __mode = "k" })
 
+-- ------------------------------------------------------------ where to wait
+--
+-- core.msleep (and the job tasks it waits for) work only in a coroutine
+-- HAProxy itself resumes and lets yield: a service's, an action's or a
+-- task's.  Nothing in HAProxy 2.6's Lua tells those apart from the rest:
+-- a sample fetch or a converter runs in a coroutine of HAProxy's too
+-- (coroutine.isyieldable() is true there) but HAProxy refuses its yield
+-- ("yield not allowed"), and in a coroutine of the user's own msleep
+-- does not yield while register_task + msleep crash HAProxy (SIGSEGV).
+-- So install() wraps core.register_service, register_action and
+-- register_task: the function HAProxy gets calls the user's from a frame
+-- of ours (WAITERS), and a call may wait only when that frame is on the
+-- running coroutine's stack -- a coroutine of the user's own has a stack
+-- of its own, without it; a fetch or converter never has it.
+
+local WAITERS = setmetatable({}, { __mode = "k" }) -- the wrappers HAProxy runs
+local installed = setmetatable({}, { __mode = "k" }) -- core tables wrapped
+
+-- fn called from a frame of ours (not a tail call: the frame stays on the
+-- stack as long as fn runs, yields included).
+local function waiter(fn)
+    if type(fn) ~= "function" then return fn end -- HAProxy's own check complains
+    local function w(...)
+        local r = pack(fn(...))
+        return unpack(r, 1, r.n)
+    end
+    WAITERS[w] = true
+    return w
+end
+
+--- Wrap hap's register_service, register_action and register_task (once
+--  per core table) so that the functions registered from now on may wait.
+function _M.install(hap)
+    if installed[hap] then return end
+    installed[hap] = true
+    local service, action, task = hap.register_service, hap.register_action, hap.register_task
+    if type(service) == "function" then
+        hap.register_service = function(name, mode, fn, ...) return service(name, mode, waiter(fn), ...) end
+    end
+    if type(action) == "function" then
+        hap.register_action = function(name, actions, fn, ...) return action(name, actions, waiter(fn), ...) end
+    end
+    if type(task) == "function" then
+        hap.register_task = function(fn, ...) return task(waiter(fn), ...) end
+    end
+end
+
+-- May the running code wait (core.msleep) here?
+local function can_wait()
+    if co_isyieldable and not co_isyieldable() then return false end
+    if not getinfo then return true end -- no debug library: cannot tell
+    local level = 2
+    while true do
+        local info = getinfo(level, "f")
+        if not info then return false end
+        if WAITERS[info.func] then return true end
+        level = level + 1
+    end
+end
+
+local CANNOT_WAIT = "cannot wait here: inside HAProxy the client works only in services, actions and tasks "
+    .. "registered (core.register_service, core.register_action, core.register_task) after "
+    .. "cozmox.loop.haproxy() was called -- not while a file is loaded, in a sample fetch or a converter, "
+    .. "or in a coroutine of your own (HAProxy cannot resume it)"
+
 --- new(s, secret, hap): hap is HAProxy's `core` table.
 function _M.new(s, secret, hap)
+    _M.install(hap)
     local ok, info = pcall(hap.get_info)
     local version = ok and type(info) == "table" and info.Version
     local t = setmetatable({ hap = hap, s = s, user_agent = transport.user_agent(s,
@@ -140,11 +220,7 @@ function Haproxy:refusal(req)
     if not parse_url(req.url) then
         return failure("config", "unsupported URL: only http:// and https:// are allowed", 1)
     end
-    if co_isyieldable and not co_isyieldable() then
-        return failure("config", "cannot wait here: inside HAProxy the client works in services, actions "
-            .. "and tasks (core.register_service, core.register_action, core.register_task), not while "
-            .. "a file is loaded", 4)
-    end
+    if not can_wait() then return failure("config", CANNOT_WAIT, 4) end
     return nil
 end
 
@@ -152,7 +228,8 @@ end
 function Haproxy:start(req)
     local hap, args = self.hap, self:request_table(req)
     local method = METHODS[req.method]
-    local job = { t0 = now() }
+    -- every field there from the start: filling it in allocates nothing
+    local job = { t0 = now(), ok = false, res = false, t1 = 0, done = false }
     hap.register_task(function()
         local ok, res = pcall(function()
             local hc = hap.httpclient()
@@ -205,14 +282,30 @@ local function names(h)
     return concat(list, " ")
 end
 
+-- The host of an http(s) URL spelled as in the URL (parse_url's is
+-- lower-case): messages show what the caller gave, so that a scrubber
+-- looking for a secret finds it as it was written.  IPv6 without brackets.
+local function url_host(url)
+    local authority = str_match(url, "^[%a][%w+.-]*://([^/?#]*)") or ""
+    return str_match(authority, "^%[([%x:.]+)%]") or str_match(authority, "^([^:]*)")
+end
+
+-- Is host (from parse_url) an IP address literal?
+local function is_ip(host)
+    return str_match(host, "^%d+%.%d+%.%d+%.%d+$") ~= nil or str_find(host, ":", 1, true) ~= nil
+end
+
 -- The failure an answer HAProxy wrote itself stands for, or nil when the
 -- answer came from the server.  HAProxy's answers carry exactly its
 -- headers and page (and no Date, which origin servers send); only an
 -- HAProxy in front of the API, answering its own 503 page, looks the same
--- (and means much the same: no server there).
+-- (and means much the same: no server there).  The empty 503 of a name
+-- HAProxy could not resolve comes only for a name: for an IP address it
+-- resolves nothing, so such an answer is the server's.
 local function own_answer(status, h, body, url)
-    local _, host, port = parse_url(url)
-    if status == 503 and body == "" and names(h) == "content-length" then
+    local _, lower, port = parse_url(url)
+    local host = url_host(url)
+    if status == 503 and body == "" and names(h) == "content-length" and not is_ip(lower) then
         return failure("network", "could not resolve " .. host .. " (HAProxy resolves names only through "
             .. "its resolvers section -- httpclient.resolvers.id, \"default\" unless set -- and only by DNS)", 6)
     end
@@ -265,13 +358,25 @@ function Haproxy:record(req, job, want_meta)
         local total = job.t1 - job.t0
         local _, host = parse_url(req.url)
         rec.meta = { status = status, headers = h, http_version = "1.1", bytes = rec.bytes,
-            primary_ip = (str_match(host, "^[%d.]+$") or str_find(host, ":", 1, true)) and host or "",
+            primary_ip = is_ip(host) and host or "",
             redirects = 0, timings = { namelookup = 0, connect = 0, tls = 0, first_byte = total, total = total } }
     end
     return rec
 end
 
 -- ------------------------------------------------------------ perform
+
+-- f(...)'s result, or the "memory" failure when Lua ran out of memory in
+-- it (tune.lua.maxmem): building a request, the sink's work on a whole
+-- body.  Any other error is a bug and is raised again.
+local function guarded(f, ...)
+    local ok, res = pcall(f, ...)
+    if ok then return res end
+    if type(res) == "string" and str_find(res, "not enough memory", 1, true) then
+        return failure("memory", "Lua ran out of memory (HAProxy's tune.lua.maxmem)", 27)
+    end
+    error(res, 0)
+end
 
 -- At most `concurrency` jobs at once; the caller polls them with
 -- core.msleep until each is done or past its deadline.
@@ -286,8 +391,10 @@ function Haproxy:perform_many(reqs, concurrency, want_meta)
             if not refused and now() >= req.deadline then
                 refused = failure("timeout", "the timeout was reached before the request could start", 28)
             end
+            local job = not refused and guarded(self.start, self, req)
+            if job and job.kind then refused = job end -- out of memory
             if refused then out[nexti] = refused else
-                jobs[nexti] = self:start(req)
+                jobs[nexti] = job
                 running = running + 1
             end
             nexti = nexti + 1
@@ -295,7 +402,8 @@ function Haproxy:perform_many(reqs, concurrency, want_meta)
         for i = first, nexti - 1 do
             local job = jobs[i]
             if job and (job.done or now() >= reqs[i].deadline or self.closed) then
-                out[i] = self.closed and not job.done and closed_record() or self:record(reqs[i], job, want_meta)
+                out[i] = self.closed and not job.done and closed_record()
+                    or guarded(self.record, self, reqs[i], job, want_meta)
                 jobs[i], running = nil, running - 1
                 step = POLL_FIRST_MS
             end
