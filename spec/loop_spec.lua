@@ -446,3 +446,171 @@ describe("loop transport lifetimes", function()
         assert.equal("delay?ms=10&e=2", after)
     end)
 end)
+
+-- ------------------------------------------------------------ adapters, descriptors, deadlines
+
+local function open_fd_count()
+    local stat = io.open("/proc/self/stat")
+    if not stat then return nil end
+    local pid = stat:read("*l"):match("^(%d+)")
+    stat:close()
+    local p = io.popen("ls /proc/" .. pid .. "/fd 2>/dev/null | wc -l")
+    local n = tonumber(p:read("*a"))
+    p:close()
+    return n
+end
+
+describe("loop adapters", function()
+    it("cozmox.loop.cqueues and cozmox.loop.luv refuse what is not their module, at the caller's line", function()
+        for _, bad in ipairs({ "nope", {}, { poll = function() end } }) do
+            local ok, err = pcall(function() local a = cozmox.loop.cqueues(bad) return a end)
+            assert.is_false(ok)
+            assert.matches("loop_spec.lua:%d+: bad argument #1 to 'cqueues' %(the cqueues module expected", err)
+        end
+        local uv = { new_poll = function() end, new_timer = function() end }
+        local ok, err = pcall(function() local a = cozmox.loop.luv(uv, "later") return a end)
+        assert.is_false(ok)
+        assert.matches("loop_spec.lua:%d+: bad argument #2 to 'luv' %(a function expected", err)
+        local ok2, err2 = pcall(function()
+            local c = cozmox.new({ loop = { wait = function() end, sleep = 1 } })
+            return c
+        end)
+        assert.is_false(ok2)
+        assert.matches("loop_spec.lua:%d+: bad argument #1 to 'new' %(option 'loop' must be a loop adapter "
+            .. "whose 'sleep'", err2)
+    end)
+end)
+
+describe("loop transport: descriptors and deadlines", function()
+    it("out of descriptors: nil, err of kind network, never a raised error; fine again afterwards", function()
+        local files = {}
+        local results = run(function(sched)
+            local c = loop_client(sched, { base_url = BY_ID, max_retries = 0 })
+            require("cozmox.transport.curl").module() -- (loading it needs a descriptor)
+            -- this process out of descriptors (its client's driver not made yet)
+            while true do
+                local f = io.open("/dev/null")
+                if not f then break end
+                files[#files + 1] = f
+            end
+            local r = {}
+            r.ok, r.s, r.err = pcall(c.session.get, "ok")
+            r.many_ok, r.many, r.many_errs, r.failed = pcall(c.session.get_many, { "ok", "ok?b=1" })
+            for i, f in ipairs(files) do f:close() files[i] = nil end
+            r.after = c.session.get("ok")
+            c:close()
+            return r
+        end)
+        for _, f in ipairs(files) do f:close() end
+        assert.is_true(results.ok, tostring(results.s))
+        assert.is_nil(results.s)
+        assert.equal("network", results.err.kind)
+        assert.matches("descriptor", results.err.message)
+        assert.is_true(results.many_ok, tostring(results.many))
+        assert.equal(2, results.failed)
+        assert.equal("network", results.many_errs[2].kind)
+        assert.equal("ok", results.after and results.after.id)
+    end)
+
+    -- A drives, its host loses it (never resumed); B starts 0.3 s later
+    -- with timeout = 1; at 0.5 s A is dropped and collected.
+    it("a waiting call keeps its timeout when the driving coroutine is lost and collected", function()
+        local elapsed, err = run(function(sched)
+            local wait = sched.adapter.wait
+            local lost = {}
+            local adapter = { wait = function(fds, timeout)
+                if lost[coroutine.running()] then return coroutine.yield() end -- never resumed
+                return wait(fds, timeout)
+            end }
+            local c = loop_client(sched, { base_url = BY_ID, loop = adapter, timeout = 1, max_retries = 0 })
+            assert(c.session.get("ok"))
+            local a = coroutine.create(function() return c.session.get("stall?s=10&a=1") end)
+            lost[a] = true
+            assert(coroutine.resume(a))
+            wait({}, 0.3)
+            local e, t
+            sched.spawn(function()
+                local t0 = now()
+                local _, er = c.session.get("stall?s=10&b=1")
+                e, t = er, now() - t0
+            end)
+            wait({}, 0.2)
+            a = nil -- luacheck: ignore 311
+            collectgarbage("collect")
+            collectgarbage("collect")
+            while not e do wait({}, 0.01) end
+            c:close()
+            return t, e
+        end)
+        assert.equal("timeout", err.kind)
+        print(("\nloop transport: timeout = 1 with the driving coroutine lost: %.3f s"):format(elapsed))
+        assert(elapsed < 1.15, elapsed)
+    end)
+
+    it("a request on a client whose driving coroutine is stuck (not collected) comes back on time", function()
+        local elapsed, s, holder = run(function(sched)
+            local wait = sched.adapter.wait
+            local stuck = {}
+            local adapter = { wait = function(fds, timeout)
+                if stuck[coroutine.running()] then return coroutine.yield() end
+                return wait(fds, timeout)
+            end }
+            local c = loop_client(sched, { base_url = BY_ID, loop = adapter, timeout = 5, max_retries = 0 })
+            assert(c.session.get("ok"))
+            local a = coroutine.create(function() return c.session.get("stall?s=10&a=2") end)
+            stuck[a] = true
+            assert(coroutine.resume(a))
+            wait({}, 0.1)
+            local t0 = now()
+            local r = c.session.get("delay?ms=300&b=2")
+            local t = now() - t0
+            c:close()
+            return t, r, a
+        end)
+        assert.is_thread(holder) -- (kept: A is stuck, not gone)
+        assert.equal("delay?ms=300&b=2", s and s.id)
+        print(("\nloop transport: 300 ms request beside a stuck driving coroutine: %.3f s"):format(elapsed))
+        assert(elapsed < 0.8, elapsed)
+    end)
+
+    it("cancelled calls do not keep descriptors open, and close() releases the rest", function()
+        if not open_fd_count() then return pending("no /proc/self/fd") end
+        local counts = run(function(sched)
+            local wait = sched.adapter.wait
+            local lost = setmetatable({}, { __mode = "k" })
+            local adapter = { wait = function(fds, timeout)
+                if lost[coroutine.running()] then return coroutine.yield() end
+                return wait(fds, timeout)
+            end }
+            local c = loop_client(sched, { base_url = BY_ID, loop = adapter, timeout = 5 })
+            assert(c.session.get("ok"))
+            collectgarbage("collect")
+            local out = { base = open_fd_count() }
+            for i = 1, 30 do
+                local co = coroutine.create(function() return c.session.get("delay?ms=200&x=" .. i) end)
+                lost[co] = true
+                assert(coroutine.resume(co))
+                co = nil -- luacheck: ignore 311
+                collectgarbage("collect")
+                collectgarbage("collect")
+            end
+            assert(c.session.get("delay?ms=50&after=1"))
+            assert(c.session.get("delay?ms=50&after=2"))
+            out.after = open_fd_count()
+            -- descriptors retired by the last calls, then close()
+            local co = coroutine.create(function() return c.session.get("delay?ms=200&last=1") end)
+            lost[co] = true
+            assert(coroutine.resume(co))
+            co = nil -- luacheck: ignore 311
+            collectgarbage("collect")
+            collectgarbage("collect")
+            c:close()
+            out.closed = open_fd_count()
+            return out
+        end)
+        print(("\nloop transport: descriptors %d before 30 cancelled calls, %d after, %d after close()")
+            :format(counts.base, counts.after, counts.closed))
+        assert(counts.after <= counts.base + 2, counts.base .. " -> " .. counts.after)
+        assert(counts.closed <= counts.base, counts.base .. " -> " .. counts.closed)
+    end)
+end)

@@ -2,12 +2,16 @@
  * driver.c -- curl's multi "socket" interface, driven by a host's event
  * loop: the C half of the loop transport (lua/cozmox/transport/loop.lua).
  *
- *   d = curl.driver(handle)     one multi handle; handle (curl.handle) is
+ *   d = curl.driver(handle)     one multi handle (nil, message when curl
+ *                               cannot make one); handle (curl.handle) is
  *                               the template every transfer duplicates:
  *                               TLS, gzip, HTTP/2 + PIPEWAIT, limits,
  *                               the sink's limits (its connections stay
  *                               in this multi handle's own cache)
- *   x = d:start(req, want_meta) a transfer (req: see easy.c) on the multi
+ *   x = d:start(req, want_meta) a transfer (req: see easy.c) on the multi,
+ *                               or nil, message, kind, code when it cannot
+ *                               be set up (kind "memory" on ENOMEM, else
+ *                               "network": e.g. out of descriptors)
  *   fds, timeout = d:watch()    what curl waits for: { { fd =, events =
  *                               "r" | "w" | "rw" }, ... } and the seconds
  *                               until its timer is due (nil: no timer)
@@ -49,8 +53,11 @@
  * or -- when the collection happens inside one of curl's callbacks --
  * at the end of the step that runs it.  The wake-up descriptor of an
  * abandoned transfer is signalled (a host loop still watching it for the
- * lost coroutine is woken) and kept open until the driver goes, so its
- * number is never reused under a stale watcher.
+ * lost coroutine is woken), so is every running transfer's (one of their
+ * owners takes the driving over, should the lost coroutine have been the
+ * one driving), and it is kept open RETIRED_STEPS steps longer, so its
+ * number is not reused under a stale watcher; at most RETIRED_MAX are
+ * kept, and d:close() closes them all.
  *
  * One Lua state's driver is used from one thread at a time; there is no
  * global state here, so hosts running Lua states in several threads can
@@ -75,6 +82,16 @@
 #define DRIVER_MT "cozmox.curl.driver"
 #define TICKET_MT "cozmox.curl.transfer"
 #define POOL_MAX 16
+/* Retired wake descriptors kept at most; beyond, the oldest is closed.
+ * Each was signalled when it retired, so an adapter still watching it for
+ * a lost coroutine has long been woken and stopped by then. */
+#define RETIRED_MAX 64
+/* Steps of the driver after a retirement before the descriptor closes:
+ * the wait of the first may have begun before it retired; the second and
+ * third waited wholly after it, so the host loop has turned at least once
+ * since the descriptor became readable (an adapter's stale watcher on it
+ * fired and was stopped) before its number can be reused. */
+#define RETIRED_STEPS 3
 #define CLOSED_MESSAGE "the client was closed during the call"
 
 enum { X_IDLE = 0, X_RUNNING, X_DONE, X_ABANDONED };
@@ -88,6 +105,7 @@ typedef struct xfer {
     int want_meta;
     CURLcode rc;
     int wake_r, wake_w; /* eventfd (the same fd twice) or a pipe */
+    unsigned long retired_at; /* the driver's step count when it retired */
     cz_req_headers rh;
     cz_buf hdrs;
     cz_transfer t;
@@ -108,7 +126,9 @@ typedef struct cz_driver {
     xfer *live;                   /* started, finished or abandoned */
     xfer *idle;                   /* the pool */
     int nidle;
-    xfer *retired;                /* abandoned: only their wake fds */
+    xfer *retired;                /* abandoned: only their wake fds, newest first */
+    int nretired;
+    unsigned long steps;          /* d:step calls so far */
     watch *w;
     int nw, cw;
     double timer_at;              /* monotonic seconds; < 0: none */
@@ -231,22 +251,28 @@ static int easy_setup(cz_driver *d, xfer *x) {
  * response's headers, see easy.c): the pool then keeps the wake-up
  * descriptor and the buffer, and the easy handle is new each time.  NULL
  * when memory or curl refuse. */
-static xfer *xfer_acquire(cz_driver *d) {
+static xfer *xfer_acquire(cz_driver *d, int *err) {
     xfer *x = d->idle;
     if (x != NULL) {
         d->idle = x->next;
         d->nidle--;
     } else {
         x = (xfer *)calloc(1, sizeof *x);
-        if (x == NULL) return NULL;
+        if (x == NULL) {
+            *err = ENOMEM;
+            return NULL;
+        }
         x->wake_r = x->wake_w = -1;
         x->hdrs.keeper = d->keeper;
         if (!wake_open(x)) {
+            *err = errno;
             xfer_destroy(x);
             return NULL;
         }
     }
+    errno = 0;
     if (x->easy == NULL && !easy_setup(d, x)) {
+        *err = errno;
         xfer_destroy(x);
         return NULL;
     }
@@ -265,6 +291,36 @@ static void unlink_live(cz_driver *d, xfer *x) {
     while (*p != NULL && *p != x) p = &(*p)->next;
     if (*p == x) *p = x->next;
     x->next = NULL;
+}
+
+/* The retired transfers from the n-th on (0: all) closed. */
+static void retired_trim(cz_driver *d, int n) {
+    xfer **p = &d->retired, *x;
+    int i;
+    for (i = 0; *p != NULL && i < n; i++) p = &(*p)->next;
+    while ((x = *p) != NULL) {
+        *p = x->next;
+        xfer_destroy(x);
+        d->nretired--;
+    }
+}
+
+/* Retired descriptors closed once RETIRED_STEPS steps followed their
+ * retirement (the list is newest first: the rest are older still). */
+static void retired_sweep(cz_driver *d) {
+    xfer *x;
+    int i = 0;
+    for (x = d->retired; x != NULL; x = x->next, i++)
+        if (d->steps - x->retired_at >= RETIRED_STEPS) break;
+    if (x != NULL) retired_trim(d, i);
+}
+
+/* Wake every running transfer's owner: one of them takes the driving
+ * over (the driving coroutine may be the one that was lost). */
+static void wake_running(cz_driver *d) {
+    xfer *x;
+    for (x = d->live; x != NULL; x = x->next)
+        if (x->state == X_RUNNING) wake_signal(x);
 }
 
 /* Take x off the multi (never inside curl). */
@@ -290,11 +346,14 @@ static void xfer_release(lua_State *L, cz_driver *d, int uv_idx, xfer *x) {
         x->easy = NULL;
     }
     cz_req_headers_free(&x->rh);
-    if (x->state == X_ABANDONED) {
+    if (x->state == X_ABANDONED && !d->closed) {
         wake_signal(x);
         cz_buf_free(&x->hdrs);
+        x->retired_at = d->steps;
         x->next = d->retired;
         d->retired = x;
+        if (++d->nretired > RETIRED_MAX) retired_trim(d, RETIRED_MAX);
+        wake_running(d);
     } else if (!d->closed && d->nidle < POOL_MAX) {
         if (x->hdrs.cap > 64 * 1024) cz_buf_free(&x->hdrs);
         x->state = X_IDLE;
@@ -339,6 +398,8 @@ static int collect_done(cz_driver *d) {
 
 /* ------------------------------------------------------------ driver */
 
+static void ticket_abandon(lua_State *L, struct ticket *tk, int idx);
+
 static cz_driver *check_driver(lua_State *L, int idx) {
     cz_driver *d = (cz_driver *)luaL_checkudata(L, idx, DRIVER_MT);
     if (d->closed) luaL_error(L, "cozmox: the loop driver is closed");
@@ -367,6 +428,7 @@ static void driver_shutdown(lua_State *L, cz_driver *d, int uv_idx) {
         xfer_destroy(x);
     }
     d->nidle = 0;
+    retired_trim(d, 0);
     if (d->m != NULL) curl_multi_cleanup(d->m);
     d->m = NULL;
     d->nw = 0;
@@ -382,10 +444,7 @@ static int driver_gc(lua_State *L) {
         d->live = x->next;
         xfer_destroy(x);
     }
-    while ((x = d->retired) != NULL) {
-        d->retired = x->next;
-        xfer_destroy(x);
-    }
+    retired_trim(d, 0);
     free(d->w);
     d->w = NULL;
     d->cw = 0;
@@ -403,7 +462,8 @@ static int driver_close(lua_State *L) {
     return 0;
 }
 
-/* curl.driver(handle).  Stack: [1] handle. */
+/* curl.driver(handle) -> d, or nil, message when curl cannot make a
+ * multi handle.  Stack: [1] handle. */
 int cz_driver_new(lua_State *L) {
     cz_handle *h = cz_check_handle(L, 1);
     cz_driver *d;
@@ -422,7 +482,11 @@ int cz_driver_new(lua_State *L) {
     d->fixed = cz_handle_headers(h);
     d->anonymous = cz_handle_anonymous(h);
     d->m = curl_multi_init();
-    if (d->m == NULL) return luaL_error(L, "cozmox: curl_multi_init failed");
+    if (d->m == NULL) { /* (no memory, or no descriptor for its wake-up pair) */
+        lua_pushnil(L);
+        lua_pushliteral(L, "cannot set up the curl multi handle (out of descriptors or memory)");
+        return 2;
+    }
     if (curl_multi_setopt(d->m, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
         curl_multi_setopt(d->m, CURLMOPT_SOCKETDATA, d) != CURLM_OK ||
         curl_multi_setopt(d->m, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
@@ -435,12 +499,33 @@ int cz_driver_new(lua_State *L) {
     return 1;
 }
 
-/* d:start(req, want_meta) -> ticket.  Stack: [1] d, [2] req, [3] want_meta. */
+/* nil, message, kind, code: a transfer that could not be set up (err:
+ * errno; kind "memory" only for ENOMEM, else "network" with the code
+ * curl gives when it cannot get a socket).  Stack: [4] the ticket. */
+static int start_failed(lua_State *L, int err, const char *what) {
+    int oom = err == ENOMEM;
+    /* (strerror's buffer may be shared between threads: words of our own) */
+    const char *why = err == EMFILE   ? ": too many open files in this process (EMFILE)"
+                      : err == ENFILE ? ": too many open files in the system (ENFILE)"
+                      : oom           ? ": out of memory (ENOMEM)"
+                                      : "";
+    ticket_abandon(L, (ticket *)lua_touserdata(L, 4), 4);
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot start the transfer: %s%s", what, why);
+    lua_pushstring(L, oom ? "memory" : "network");
+    lua_pushinteger(L, oom ? CURLE_OUT_OF_MEMORY : CURLE_COULDNT_CONNECT);
+    return 4;
+}
+
+/* d:start(req, want_meta) -> ticket, or nil, message, kind, code when
+ * the transfer cannot be set up (no descriptor, no memory).  Stack: [1]
+ * d, [2] req, [3] want_meta. */
 static int driver_start(lua_State *L) {
     cz_driver *d = check_driver(L, 1);
     ticket *tk;
     xfer *x;
-    int entry, sink;
+    int entry, sink, err = 0;
+    CURLMcode mc;
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 3);
     tk = (ticket *)cz_newuserdata(L, sizeof *tk); /* [4] */
@@ -450,7 +535,7 @@ static int driver_start(lua_State *L) {
     lua_pushvalue(L, 1);
     cz_setuservalue(L, 4);
     /* From here on the ticket's __gc releases whatever was acquired. */
-    if ((x = xfer_acquire(d)) == NULL) return luaL_error(L, "cozmox: cannot set up a transfer (out of memory?)");
+    if ((x = xfer_acquire(d, &err)) == NULL) return start_failed(L, err, "no wake-up descriptor or easy handle");
     tk->x = x;
     x->want_meta = lua_toboolean(L, 3);
     cz_getuservalue(L, 1);      /* [5] the driver's user value */
@@ -481,7 +566,11 @@ static int driver_start(lua_State *L) {
     }
     cz_sink_push_decoder(L, sink);
     cz_transfer_reset(&x->t, L, &x->hdrs, cz_sink_check(L, sink), lua_gettop(L));
-    if (curl_multi_add_handle(d->m, x->easy) != CURLM_OK) return luaL_error(L, "cozmox: cannot start a transfer");
+    mc = curl_multi_add_handle(d->m, x->easy);
+    if (mc != CURLM_OK) {
+        lua_settop(L, 4);
+        return start_failed(L, mc == CURLM_OUT_OF_MEMORY ? ENOMEM : 0, curl_multi_strerror(mc));
+    }
     x->in_multi = 1;
     x->state = X_RUNNING;
     lua_settop(L, 4);
@@ -535,7 +624,9 @@ static int driver_step(lua_State *L) {
     check_all = lua_isnil(L, 2);
     cz_getuservalue(L, 1); /* [3] */
     uv = 3;
+    d->steps++;
     reap_abandoned(L, d, uv);
+    retired_sweep(d);
     for (x = d->live; x != NULL; x = x->next) n++;
     /* Each running transfer's sink and decoder on this stack, where its
      * callbacks find them, plus the room the sinks use without growing. */

@@ -53,6 +53,9 @@ function _M.luv(uv, schedule)
     if type(uv) ~= "table" or type(uv.new_poll) ~= "function" or type(uv.new_timer) ~= "function" then
         error("bad argument #1 to 'luv' (the luv module expected, e.g. vim.loop or require('luv'))", 2)
     end
+    if schedule ~= nil and type(schedule) ~= "function" then
+        error("bad argument #2 to 'luv' (a function expected, e.g. vim.schedule, or nothing)", 2)
+    end
     if schedule == nil and type(vim) == "table" and vim.loop == uv then schedule = vim.schedule end
     local held = holders[uv] or {}
     holders[uv] = held
@@ -113,6 +116,10 @@ end
 --  and would trip over it once curl closed it: every descriptor is
 --  cancelled as soon as the poll returned.
 function _M.cqueues(cqueues)
+    if cqueues ~= nil and (type(cqueues) ~= "table" or type(cqueues.poll) ~= "function"
+        or type(cqueues.cancel) ~= "function") then
+        error("bad argument #1 to 'cqueues' (the cqueues module expected, e.g. require('cqueues'), or nothing)", 2)
+    end
     cqueues = cqueues or require("cqueues")
     local poll, cancel = cqueues.poll, cqueues.cancel
     local function wait(fds, timeout)

@@ -59,6 +59,9 @@ local function loop_adapter(v)
     if type(v.wait) ~= "function" and type(v.transport) ~= "function" then
         return "must be a loop adapter (a table with a function 'wait' or 'transport', e.g. cozmox.loop.haproxy())"
     end
+    if v.sleep ~= nil and type(v.sleep) ~= "function" then
+        return "must be a loop adapter whose 'sleep', when given, is a function"
+    end
 end
 
 -- Seconds: at least a millisecond, at most a week (curl counts in ms).

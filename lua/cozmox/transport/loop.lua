@@ -46,9 +46,13 @@ local PCALL_YIELDS = _VERSION ~= "Lua 5.1" or type(jit) == "table"
 -- The longest single wait of the driving coroutine (curl always has a
 -- timer while transfers run; this only bounds a surprise).
 local MAX_WAIT = 1
--- How far past its request's deadline a waiting coroutine sleeps before
--- it suspects the driving one is stuck.
-local GUARD = 1
+-- How late past the end of its wait (or past a signal from another
+-- coroutine) the driving coroutine may come back before a waiting one
+-- takes it for stuck and drives in its place.
+local GUARD = 0.25
+-- A waiting coroutine wakes no later than this past its own transfers'
+-- deadline or the driving coroutine's expected return.
+local TICK = 0.05
 
 _M.NOT_IN_COROUTINE = "a client with a loop adapter must be called from inside a coroutine "
     .. "that the host's loop resumes (it suspends that coroutine while the request runs); "
@@ -76,10 +80,13 @@ local function current()
     return co
 end
 
+-- The driver, made on first use; nil, message when curl cannot make one.
 function Loop:_driver()
     local d = self.d
     if not d then
-        d = curl_transport.module().driver(curl_transport.handle(self.s, secrets[self]))
+        local err
+        d, err = curl_transport.module().driver(curl_transport.handle(self.s, secrets[self]))
+        if not d then return nil, err end
         self.d = d
     end
     return d
@@ -127,10 +134,14 @@ function Loop:_await(co, d, xs, ds)
         fds[k] = { fd = x:fd(), events = "r" }
         soonest = math_min(soonest, ds[k])
     end
-    -- until its transfers' deadline has long passed, or the driving
-    -- coroutine's wait should have returned (then it may be stuck)
-    local wake_at = math_min(soonest + GUARD, self.wait_until + 0.05)
-    local ok, err = call_wait(self.wait, fds, math_max(wake_at - now(), 0.01))
+    -- until its transfers' deadline (the driving coroutine's step ends
+    -- them then), or the driving coroutine's wait should have returned
+    -- (then it may be stuck, and this one drives); once past the
+    -- deadline, only the latter
+    local t = now()
+    local wake_at = self.wait_until
+    if soonest > t then wake_at = math_min(wake_at, soonest) end
+    local ok, err = call_wait(self.wait, fds, math_min(math_max(wake_at + TICK - t, 0.01), MAX_WAIT))
     if not ok then return false, err end
     for _, x in ipairs(xs) do x:drain() end
     return true
@@ -156,7 +167,11 @@ function Loop:perform_many(reqs, concurrency, want_meta)
         end
         return out
     end
-    local d = self:_driver()
+    local d, derr = self:_driver()
+    if not d then
+        for i = 1, n do out[i] = failure("network", derr, 7, false) end
+        return out
+    end
     local xs, ds, at = {}, {}, {} -- running tickets, their deadlines, their index in reqs
     local next_i = 1
     concurrency = math_max(1, concurrency or 8)
@@ -173,17 +188,24 @@ function Loop:perform_many(reqs, concurrency, want_meta)
                 next_i = n + 1
                 break
             end
-            local ok, x = pcall(d.start, d, reqs[next_i], want_meta)
+            local ok, x, msg, kind, code = pcall(d.start, d, reqs[next_i], want_meta)
             if not ok then give_up(x) end
-            local k = #xs + 1
-            xs[k], ds[k], at[k] = x, reqs[next_i].deadline or (now() + 60), next_i
-            next_i, started = next_i + 1, true
+            if x then
+                local k = #xs + 1
+                xs[k], ds[k], at[k] = x, reqs[next_i].deadline or (now() + 60), next_i
+                started = true
+            else -- (no descriptor or no memory for it: that request fails)
+                out[next_i] = failure(kind, msg, code, false)
+            end
+            next_i = next_i + 1
         end
         -- A coroutine waiting on curl's descriptors does not know of the
         -- new transfers: wake it, so they start now.
+        -- A driving coroutine that does not come back soon after is stuck.
         local drv = self.driving
         if started and drv[1] ~= nil and drv[1] ~= co and drv[2] ~= nil then
             drv[2]:signal()
+            self.wait_until = math_min(self.wait_until, now() + GUARD)
         end
         if #xs == 0 then break end
         local ok, err = self:_await(co, d, xs, ds)
