@@ -584,6 +584,54 @@ describe("cozmox.core.encode", function()
       assert.are.equal('{"a":1}', encode({a = 1}, {sort_keys = false}))
     end)
 
+    it("sort_keys keeps its keys alive when a finalizer empties the object mid-encode", function()
+      -- Pushing values can run a collection; a finalizer that removes
+      -- every member and allocates over the freed strings must leave
+      -- well-formed output: original keys, each with its value or null.
+      -- A fresh interpreter: a small heap, so cycles end within the loop.
+      local out, ok = require("support.util").run_lua([[
+        local json = require("cozmox.json")
+        local t, n = {}, 20000
+        for i = 1, n do t[("key%05d"):format(i) .. string.rep("x", 60)] = i end
+        local encoding, fired = false, false
+        local arm
+        local function finalizer()
+          if not encoding then return arm() end
+          if fired then return end
+          fired = true
+          for k in pairs(t) do t[k] = nil end
+          local junk = {}
+          for i = 1, n do junk[i] = ("JUNK%05d"):format(i) .. string.rep("!", 60) end
+        end
+        function arm()
+          if newproxy then -- Lua 5.1 / LuaJIT: only userdata have __gc
+            getmetatable(newproxy(true)).__gc = finalizer
+          else
+            setmetatable({}, { __gc = finalizer })
+          end
+        end
+        arm()
+        collectgarbage("setpause", 0)
+        collectgarbage("setstepmul", 1000)
+        encoding = true
+        local ok, s = pcall(json.encode, t, { sort_keys = true })
+        encoding = false
+        assert(ok, s)
+        local count, nulls = 0, 0
+        for k, x in pairs(json.decode(s)) do
+          local i = tonumber(k:match("^key(%d%d%d%d%d)x+$"))
+          assert(i and #k == 68, ("a key not written by the caller: %q"):format(k:sub(1, 40)))
+          assert(x == json.null or x == i, k)
+          if x == json.null then nulls = nulls + 1 end
+          count = count + 1
+        end
+        assert(count == n, count)
+        io.write("ok ", tostring(fired), " ", nulls, "\n")
+      ]])
+      assert(ok, out)
+      assert.matches("^ok %a+ %d+", out) -- whether the finalizer ran in the call depends on the collector
+    end)
+
     it("indent writes one member per line, indented, with ': ' after keys", function()
       local v = {k = {1, {x = "y"}, array({}), {}}}
       assert.are.equal('{\n  "k": [\n    1,\n    {\n      "x": "y"\n    },\n    [],\n    {}\n  ]\n}',

@@ -14,6 +14,7 @@
  * null, strings must be strict UTF-8 and are written raw except for '"',
  * '\\' and control characters.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,11 +43,14 @@ typedef struct strmemo {
     size_t at, len;
 } strmemo;
 
-/* A key of the object being written with sort_keys; the table holds the
- * string, so the pointer stays valid while the object is written. */
+/* A key of the object being written with sort_keys: its bytes and its
+ * slot in the array of keys enc_object_sorted keeps on the stack.  That
+ * array, not the object, keeps the string alive: pushing values can run a
+ * collection, whose finalizers may remove members from the object. */
 typedef struct keyref {
     const char *s;
     size_t n;
+    int slot;
 } keyref;
 
 typedef struct enc {
@@ -406,30 +410,41 @@ static int keyref_cmp(const void *a, const void *b) {
 }
 
 /* The object at t (sort_keys), whose first key and value lua_next has
- * just pushed: every key is collected (and checked) first, then the
- * members are written in byte-wise key order. */
+ * just pushed: every key is collected (and checked) into an array on the
+ * stack first, then the members are written in byte-wise key order.  The
+ * keys are pushed back from that array (no allocation, and the strings
+ * stay reachable whatever a finalizer does to the object meanwhile); a
+ * member a finalizer removed is written as null. */
 static void enc_object_sorted(enc *e, int t) {
     lua_State *L = e->L;
     cz_buf *kb = e->keys;
     size_t base = kb->len, n = 0, i;
+    int ka;
     lua_pop(L, 1);
+    lua_newtable(L);
+    lua_insert(L, -2); /* the key stays on top for lua_next */
+    ka = lua_gettop(L) - 1;
     do {
         keyref k;
         if (lua_type(L, -1) != LUA_TSTRING) enc_bad_key(e, lua_type(L, -1));
+        if (n >= (size_t)INT_MAX) enc_nomem(e);
+        k.slot = (int)++n;
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, ka, k.slot);
         k.s = lua_tolstring(L, -1, &k.n);
         if (!cz_buf_add(kb, &k, sizeof k)) enc_nomem(e);
-        n++;
     } while (lua_next(L, t) && (lua_pop(L, 1), 1)); /* the key stays for lua_next */
     qsort(kb->data + base, n, sizeof(keyref), keyref_cmp);
     enc_char(e, '{');
     for (i = 0; i < n; i++) {
         /* Re-read: writing a member may grow (move) the key stack. */
         keyref k = ((const keyref *)(const void *)(kb->data + base))[i];
-        lua_pushlstring(L, k.s, k.n);
+        lua_rawgeti(L, ka, k.slot);
         lua_rawget(L, t);
         enc_member(e, k.s, k.n, (int)i);
     }
     kb->len = base;
+    lua_pop(L, 1); /* the keys */
     enc_sep(e, -1);
     enc_char(e, '}');
 }
@@ -456,7 +471,10 @@ static void enc_array_checked(enc *e, int t, int first_type) {
  * A string first key means an object.  Otherwise it must be an array:
  * while lua_next yields the keys 1, 2, 3... in order (the usual case)
  * the elements are written straight away; any other order rewinds the
- * output and decides by a full pass over the keys. */
+ * output and decides by a full pass over the keys.  Nothing on this path
+ * (nor in enc_array, enc_table, enc_value) may allocate Lua memory:
+ * enc_string's memo takes a string's address for its identity, which
+ * holds only while no collection can run. */
 static void enc_plain(enc *e, int t) {
     lua_State *L = e->L;
     size_t mark = e->b->len;
