@@ -20,8 +20,8 @@
 local setmetatable, getmetatable, tostring, type, pairs, next =
     setmetatable, getmetatable, tostring, type, pairs, next
 local concat = table.concat
-local str_format, str_gsub, str_sub, str_byte, str_find, str_char =
-    string.format, string.gsub, string.sub, string.byte, string.find, string.char
+local str_format, str_gsub, str_sub, str_byte, str_find, str_char, str_rep =
+    string.format, string.gsub, string.sub, string.byte, string.find, string.char, string.rep
 
 local _M = {}
 
@@ -159,33 +159,79 @@ local function lower(s)
     return (str_gsub(s, "[A-Z]", LOWER))
 end
 
--- s with every occurrence of needle (in any case) replaced; when s was
--- cut (cut true), also a start of needle it ends with (4 bytes or more).
+-- What redaction looks for, made once per token: the token in lower
+-- case, and a pattern matching it in any case ("[sS][eE]%-..."), so
+-- that strings without it are rejected without a lower-cased copy.
+local last_needle, last_finder
+local function finder(needle)
+    if needle ~= last_needle then
+        local ln = lower(needle)
+        -- (byte ranges, not %w/%l: those ask the locale)
+        local pat = str_gsub(ln, "[^0-9a-z\128-\255]", "%%%0")
+        pat = str_gsub(pat, "[a-z]", function(c) return "[" .. c .. str_char(str_byte(c) - 32) .. "]" end)
+        last_needle, last_finder = needle, { ln = ln, pat = pat }
+    end
+    return last_finder
+end
+
+-- Marks for what was taken out: "[REDACTED]", unless that would let the
+-- mark and the text around it spell the token again; then a run of a
+-- byte the token does not contain (no occurrence of the token can then
+-- touch a mark, so none is left).
+local SAFE_MARKS = "*#~=_-.!?+"
+
+local function rebuild(s, ranges, n, mark)
+    local out, from = {}, 1
+    for k = 1, n do
+        out[#out + 1] = str_sub(s, from, ranges[k][1] - 1)
+        out[#out + 1] = mark
+        from = ranges[k][2] + 1
+    end
+    out[#out + 1] = str_sub(s, from)
+    return concat(out)
+end
+
+-- s with every occurrence of needle (in any case, overlapping ones too)
+-- taken out, each run of them replaced by one mark; when s was cut (cut
+-- true), also a start of needle it ends with (4 bytes or more).
 function redact(s, needle, cut)
-    if needle == nil then return s end
-    local ln, ls = lower(needle), lower(s)
-    local i = str_find(ls, ln, 1, true)
-    if i then
-        local out, from = {}, 1
-        while i do
-            out[#out + 1] = str_sub(s, from, i - 1)
-            out[#out + 1] = REDACTED
-            from = i + #ln
-            i = str_find(ls, ln, from, true)
-        end
-        out[#out + 1] = str_sub(s, from)
-        s = concat(out)
-        ls = lower(s)
+    if needle == nil or needle == "" then return s end
+    local f = finder(needle)
+    local ln = f.ln
+    local hit = #s >= #ln and str_find(s, f.pat) ~= nil
+    if not hit and not (cut and #s >= 4) then return s end
+    local ls = lower(s)
+    local ranges, n = {}, 0
+    local i = hit and str_find(ls, ln, 1, true)
+    while i do
+        local j = i + #ln - 1
+        if n > 0 and i <= ranges[n][2] + 1 then ranges[n][2] = j
+        else n = n + 1; ranges[n] = { i, j } end
+        i = str_find(ls, ln, i + 1, true)
     end
     if cut then
         for k = math.min(#ln - 1, #ls), 4, -1 do
-            if str_sub(ls, -k) == str_sub(ln, 1, k) then return str_sub(s, 1, -k - 1) .. REDACTED end
+            if str_sub(ls, -k) == str_sub(ln, 1, k) then
+                local i0 = #ls - k + 1
+                if n > 0 and i0 <= ranges[n][2] + 1 then ranges[n][2] = #ls
+                else n = n + 1; ranges[n] = { i0, #ls } end
+                break
+            end
         end
     end
-    return s
+    if n == 0 then return s end
+    local out = rebuild(s, ranges, n, REDACTED)
+    if not str_find(lower(out), ln, 1, true) then return out end
+    for k = 1, #SAFE_MARKS do
+        local c = str_sub(SAFE_MARKS, k, k)
+        if not str_find(ln, c, 1, true) then return rebuild(s, ranges, n, str_rep(c, 10)) end
+    end
+    out = rebuild(s, ranges, n, "")
+    return str_find(lower(out), ln, 1, true) and "" or out
 end
 local function contains(s, needle)
-    return str_find(lower(s), lower(needle), 1, true) ~= nil
+    local f = finder(needle)
+    return #s >= #f.ln and str_find(s, f.pat) ~= nil
 end
 _M.redact = redact
 
