@@ -352,8 +352,8 @@ describe("inside HAProxy (lua-load, nbthread 1) #hosts", function()
         .. "no crash, no request sent", function()
         local v = fetch(server, "delay?ms=300&key=own-co", { op = "co" })
         assert.same({ false, "config" }, { v.ok, v.kind }, cjson.encode(v))
-        assert.matches("^cannot wait here: inside HAProxy the client works only in services, actions and tasks",
-            v.message)
+        assert.matches("^cannot wait here: inside HAProxy the client works only in services, actions, tasks "
+            .. "and CLI commands", v.message)
         for _, route in ipairs({ "sample", "convert" }) do
             local status, body = get(server.url, "/" .. route .. "/")
             assert.equal(200, status, body)
@@ -367,6 +367,19 @@ describe("inside HAProxy (lua-load, nbthread 1) #hosts", function()
         end
         assert.is_true(alive(server.pid))
         assert.is_true(fetch(server, "ok").ok)
+    end)
+
+    it("gets a session from a CLI command (core.register_cli) on the stats socket", function()
+        local unix = require("socket.unix")
+        local c = assert(unix())
+        c:settimeout(5)
+        assert(c:connect(server.prefix .. "/cli.sock"))
+        assert(c:send("cozmox get delay?ms=200&key=cli\n"))
+        local out = c:receive("*a")
+        c:close()
+        local v = cjson.decode(out:match("^%s*(.-)%s*$"))
+        assert.is_true(v.ok, out)
+        assert.is_true(v.elapsed >= 0.19 and v.elapsed < 1, tostring(v.elapsed))
     end)
 
     it("takes an empty 503 from a server at an IP address for the server's answer, not a name not resolved",

@@ -22,6 +22,8 @@ local function fake(answer, rounds)
     function hap.register_service(name, _, fn) hap.services[name] = fn end
     function hap.register_action(name, _, fn) hap.actions[name] = fn end
     function hap.register_fetches(name, fn) hap.fetches[name] = fn end
+    hap.clis = {}
+    function hap.register_cli(path, _, fn) hap.clis[table.concat(path, " ")] = fn end
     function hap.register_task(fn)
         hap.pending[#hap.pending + 1] = { fn = fn, rounds = rounds or 0 }
         hap.max_in_flight = math.max(hap.max_in_flight, #hap.pending)
@@ -293,10 +295,10 @@ describe("cozmox.transport.haproxy (a fake HAProxy core)", function()
         assert.equal(0, #hap.calls)
     end)
 
-    local CANNOT_WAIT = "cannot wait here: inside HAProxy the client works only in services, actions and tasks "
-        .. "registered (core.register_service, core.register_action, core.register_task) after "
-        .. "cozmox.loop.haproxy() was called -- not while a file is loaded, in a sample fetch or a converter, "
-        .. "or in a coroutine of your own (HAProxy cannot resume it)"
+    local CANNOT_WAIT = "cannot wait here: inside HAProxy the client works only in services, actions, tasks "
+        .. "and CLI commands registered (core.register_service, core.register_action, core.register_task, "
+        .. "core.register_cli) after require(\"cozmox\") -- not while a file is loaded, in a sample fetch or "
+        .. "a converter, or in a coroutine of your own (HAProxy cannot resume it)"
 
     -- A refused call started nothing: no job task, no request.
     local function nothing_started(hap)
@@ -345,7 +347,7 @@ describe("cozmox.transport.haproxy (a fake HAProxy core)", function()
         nothing_started(hap)
     end)
 
-    it("refuses to wait in a function registered before the transport or the adapter was made", function()
+    it("refuses to wait in a function registered before cozmox was required (or the transport made)", function()
         local hap = fake(ok_answer())
         local early
         hap.register_service("early", "http", function() return early:perform(request()) end)
@@ -353,6 +355,32 @@ describe("cozmox.transport.haproxy (a fake HAProxy core)", function()
         local rec = resumed(hap.services.early)
         assert.equal(CANNOT_WAIT, rec.message)
         nothing_started(hap)
+    end)
+
+    it("is made ready by require('cozmox'): a service registered before the adapter, with a lazy client, "
+        .. "and a CLI command may wait", function()
+        local hap = fake(ok_answer())
+        local saved = package.loaded["cozmox"]
+        rawset(_G, "core", hap)
+        package.loaded["cozmox"] = nil
+        local ok, err = pcall(function()
+            local cz = require("cozmox")
+            local client
+            local function get()
+                client = client or cz.new({ loop = cz.loop.haproxy(), token = "tok", base_url = "http://127.0.0.1:9" })
+                return client.session.get("x")
+            end
+            hap.register_service("lazy", "http", get)
+            hap.register_cli({ "cozmox", "get" }, "a session", get)
+            for _, fn in ipairs({ hap.services.lazy, hap.clis["cozmox get"] }) do
+                local s, e = resumed(fn)
+                assert(s, tostring(e))
+                assert.equal("x", s.id)
+            end
+        end)
+        rawset(_G, "core", nil)
+        package.loaded["cozmox"] = saved
+        assert(ok, err)
     end)
 
     it("waits in a pcall inside a service but not where Lua cannot yield (a table.sort comparator)", function()

@@ -8,8 +8,8 @@
 -- require("cozmox") loads only this file and the C codec: the client, its
 -- sessions, errors and transports are loaded on first use (and libcurl on
 -- the first request through curl), so a program pays for what it uses.
-local require, pcall, tostring, setmetatable, rawset, ipairs, error =
-    require, pcall, tostring, setmetatable, rawset, ipairs, error
+local require, pcall, tostring, setmetatable, rawset, rawget, ipairs, error, type, _G =
+    require, pcall, tostring, setmetatable, rawset, rawget, ipairs, error, type, _G
 local json = require("cozmox.json")
 
 local VERSION = "0.1.0"
@@ -29,6 +29,16 @@ local LAZY = {
     loop = function() return require("cozmox.loop") end,
     is_error = function() return require("cozmox.errors").is_error end,
 }
+
+-- Inside HAProxy (its `core` global), the functions registered from now
+-- on are marked as places where the client may wait: see
+-- cozmox.transport.haproxy, "where to wait".
+do
+    local hap = rawget(_G, "core")
+    if type(hap) == "table" and type(hap.httpclient) == "function" and type(hap.register_task) == "function" then
+        require("cozmox.transport.haproxy").install(hap)
+    end
+end
 
 setmetatable(_M, { __index = function(t, k)
     local load = LAZY[k]

@@ -8,6 +8,7 @@
 --     answers 200 with JSON: fetch()'s result (below) and "elapsed"
 --   /action/<id>   the same from an http-request action
 --   /task/         the result of the fetch made by a task at start-up
+--   "cozmox get <id>" on the stats socket: the same from a CLI command
 --   lua.cozmox_sample(KEY), lua.cozmox_convert: a sample fetch and a
 --     converter fetching "delay?ms=300&key=KEY" with the shared client
 --     (which cannot wait there)
@@ -108,6 +109,11 @@ end)
 core.register_service("cozmox_task", "http", function(applet)
     while not from_task do core.msleep(10) end
     reply(applet, from_task)
+end)
+
+-- "cozmox get <id>" on the stats socket: the result as JSON.
+core.register_cli({ "cozmox", "get" }, "cozmox get <id>: fetch a session", function(applet, _, _, id)
+    applet:send(timed(id or "ok", {}) .. "\n")
 end)
 
 core.register_fetches("cozmox_sample", function(_, key)

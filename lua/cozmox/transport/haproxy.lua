@@ -12,11 +12,11 @@
 --
 -- How a request runs without blocking: it is a job run by its own HAProxy
 -- task (core.register_task), which calls the httpclient and keeps the
--- answer in the job.  The caller -- a service, an action or a task
--- registered after the transport or cozmox.loop.haproxy() was made ("where
--- to wait" below: anywhere else the call is a "config" failure before any
--- job starts) -- polls its jobs with core.msleep (1 ms, then doubling up to 10 ms),
--- which yields: the thread serves everything else meanwhile.  A job not
+-- answer in the job.  The caller -- a service, an action, a task or a CLI
+-- command registered after require("cozmox") ("where to wait" below:
+-- anywhere else the call is a "config" failure before any job starts) --
+-- polls its jobs with core.msleep (1 ms, then doubling up to 10 ms), which
+-- yields: the thread serves everything else meanwhile.  A job not
 -- done at its request's deadline is a "timeout" at once, whatever the
 -- server does (trickling, stalling, a connect that hangs): the deadline
 -- bounds the whole request.  The abandoned job ends in the background.
@@ -129,12 +129,15 @@ local function waiter(fn)
     return w
 end
 
---- Wrap hap's register_service, register_action and register_task (once
---  per core table) so that the functions registered from now on may wait.
+--- Wrap hap's register_service, register_action, register_task and
+--  register_cli (once per core table) so that the functions registered
+--  from now on may wait.  Run by require("cozmox") inside HAProxy, and
+--  again (a no-op then) when the adapter or the transport is made.
 function _M.install(hap)
     if installed[hap] then return end
     installed[hap] = true
-    local service, action, task = hap.register_service, hap.register_action, hap.register_task
+    local service, action, task, cli = hap.register_service, hap.register_action, hap.register_task,
+        hap.register_cli
     if type(service) == "function" then
         hap.register_service = function(name, mode, fn, ...) return service(name, mode, waiter(fn), ...) end
     end
@@ -143,6 +146,9 @@ function _M.install(hap)
     end
     if type(task) == "function" then
         hap.register_task = function(fn, ...) return task(waiter(fn), ...) end
+    end
+    if type(cli) == "function" then
+        hap.register_cli = function(path, usage, fn, ...) return cli(path, usage, waiter(fn), ...) end
     end
 end
 
@@ -159,10 +165,10 @@ local function can_wait()
     end
 end
 
-local CANNOT_WAIT = "cannot wait here: inside HAProxy the client works only in services, actions and tasks "
-    .. "registered (core.register_service, core.register_action, core.register_task) after "
-    .. "cozmox.loop.haproxy() was called -- not while a file is loaded, in a sample fetch or a converter, "
-    .. "or in a coroutine of your own (HAProxy cannot resume it)"
+local CANNOT_WAIT = "cannot wait here: inside HAProxy the client works only in services, actions, tasks "
+    .. "and CLI commands registered (core.register_service, core.register_action, core.register_task, "
+    .. "core.register_cli) after require(\"cozmox\") -- not while a file is loaded, in a sample fetch or "
+    .. "a converter, or in a coroutine of your own (HAProxy cannot resume it)"
 
 --- new(s, secret, hap): hap is HAProxy's `core` table.
 function _M.new(s, secret, hap)
