@@ -393,7 +393,7 @@ function Haproxy:perform_many(reqs, concurrency, want_meta)
     while true do
         while running < concurrency and nexti <= n do
             local req = reqs[nexti]
-            local refused = self:refusal(req)
+            local refused = guarded(self.refusal, self, req) -- (its stack walk allocates)
             if not refused and now() >= req.deadline then
                 refused = failure("timeout", "the timeout was reached before the request could start", 28)
             end
