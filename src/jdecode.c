@@ -42,7 +42,7 @@
  * hash alike do not evict each other); the strings themselves are
  * anchored in the userdata's user value (a table with one slot per
  * entry: set * 2 + way + 1). */
-#define STRCACHE_SETS 512
+#define STRCACHE_SETS 1024
 #define STRCACHE_MAXLEN 40 /* Lua 5.3/5.4 intern strings up to 40 bytes: ids, UUIDs */
 typedef struct strentry {
     unsigned char len; /* length + 1; 0 = empty */
@@ -147,16 +147,23 @@ static int fail_char(cz_decoder *d, size_t at, unsigned char c, const char *expe
 
 /* ------------------------------------------------------------ utf-8, hex */
 
-static int hex4(const unsigned char *p) {
-    int v = 0, i;
-    for (i = 0; i < 4; i++) {
-        unsigned c = p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9') v |= (int)(c - '0');
-        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') v |= (int)((c | 0x20) - 'a' + 10);
-        else return -1;
-    }
-    return v;
+/* Value of a hex digit, 0xFF for any other byte. */
+#define CZ_H3(c) ((c) >= '0' && (c) <= '9' ? (c) - '0' : (c) >= 'a' && (c) <= 'f' ? (c) - 'a' + 10 \
+                  : (c) >= 'A' && (c) <= 'F' ? (c) - 'A' + 10 : 0xFF)
+#define CZ_H1(c) CZ_H3(c), CZ_H3((c) + 1), CZ_H3((c) + 2), CZ_H3((c) + 3)
+#define CZ_H4(c) CZ_H1(c), CZ_H1((c) + 4), CZ_H1((c) + 8), CZ_H1((c) + 12)
+#define CZ_H16(c) CZ_H4(c), CZ_H4((c) + 16), CZ_H4((c) + 32), CZ_H4((c) + 48)
+static const unsigned char hex_value[256] = {CZ_H16(0), CZ_H16(64), CZ_H16(128), CZ_H16(192)};
+#undef CZ_H16
+#undef CZ_H4
+#undef CZ_H1
+#undef CZ_H3
+
+/* The four hex digits at p, -1 if any is not one. */
+static inline int hex4(const unsigned char *p) {
+    unsigned a = hex_value[p[0]], b = hex_value[p[1]], c = hex_value[p[2]], e = hex_value[p[3]];
+    if ((a | b | c | e) & 0xF0) return -1;
+    return (int)(a << 12 | b << 8 | c << 4 | e);
 }
 
 /* Whether the (fewer than four) bytes in [p, end) could begin a \u
@@ -404,7 +411,7 @@ static int string_slow(lua_State *L, cz_decoder *d, const unsigned char *s,
 /* A cheap hash of p[0..n): its length and first and last eight bytes
  * (all of a key up to 16 bytes).  The top half of a 64-bit product
  * depends on all the bits below it, so the result is the top 32 bits and
- * its users take their bits from the top (cache set: bits 16-24; key
+ * its users take their bits from the top (cache set: bits 16-25; key
  * filter: bits 26-31).  It picks the cache set and tells object keys
  * apart; equal hashes only cost a slower path, never a wrong result. */
 static inline uint32_t str_hash(const unsigned char *p, size_t n) {

@@ -49,12 +49,6 @@ enum {
  * infinite long before; the clamp keeps q far from overflow). */
 #define CZ_NUM_EXP_CLAMP 100000000
 
-/* Are the 8 bytes of x (little-endian load) all ASCII digits? */
-static inline int cz_eight_digits(uint64_t x) {
-    return ((x & 0xF0F0F0F0F0F0F0F0ULL) |
-            (((x + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) >> 4)) == 0x3333333333333333ULL;
-}
-
 /* The value of 8 ASCII digits loaded little-endian (first digit in the
  * low byte): pairs, then quadruples, then all eight, by three multiplies;
  * no lane ever overflows into the next. */
@@ -64,6 +58,38 @@ static inline uint64_t cz_eight_value(uint64_t x) {
     x = (x * 100 + (x >> 16)) & 0x0000FFFF0000FFFFULL;
     return (x * 10000 + (x >> 32)) & 0xFFFFFFFFULL;
 }
+
+/* Trailing zero bits of x != 0. */
+static inline int cz_ctz64(uint64_t x) {
+#if defined(__GNUC__)
+    return __builtin_ctzll(x);
+#else
+    int n = 0;
+    while (!(x & 1)) x >>= 1, n++;
+    return n;
+#endif
+}
+
+/* The 0x80 bit of every byte of x (little-endian load) that is not an
+ * ASCII digit: exact for the lowest such byte and all below it (a carry
+ * can only reach bytes above a non-digit), which is all its users read. */
+static inline uint64_t cz_nondigits(uint64_t x) {
+    uint64_t y = ((x & 0xF0F0F0F0F0F0F0F0ULL) | (((x + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) >> 4)) ^
+                 0x3333333333333333ULL;
+    return (y | ((y & 0x7F7F7F7F7F7F7F7FULL) + 0x7F7F7F7F7F7F7F7FULL)) & 0x8080808080808080ULL;
+}
+
+/* The value of the k (1..7) digits in the low bytes of x (first digit in
+ * the low byte; the bytes above them are anything): moved to the top,
+ * zeros (leading zero digits) below, then combined as eight. */
+static inline uint64_t cz_digits_value(uint64_t x, int k) {
+    x = (x - 0x3030303030303030ULL) << (64 - 8 * k);
+    x = (x * 10 + (x >> 8)) & 0x00FF00FF00FF00FFULL;
+    x = (x * 100 + (x >> 16)) & 0x0000FFFF0000FFFFULL;
+    return (x * 10000 + (x >> 32)) & 0xFFFFFFFFULL;
+}
+
+static const uint64_t cz_pow10_8[8] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000};
 
 static inline uint64_t cz_load8(const unsigned char *p) {
     uint64_t x;
@@ -94,8 +120,18 @@ static inline const unsigned char *cz_read_number(const unsigned char *p, const 
         p++;
         if (p < end && (unsigned)(*p - '0') <= 9) return *err = CZ_NUM_LEADING_ZERO, p;
     } else {
-        while (end - p >= 8 && nd <= 11 && cz_eight_digits(cz_load8(p)))
-            w = w * 100000000 + cz_eight_value(cz_load8(p)), nd += 8, p += 8;
+        /* Eight bytes at a time; a block that is not all digits ends
+         * the run (its digits, if any, taken in one step). */
+        while (end - p >= 8 && nd <= 11) {
+            uint64_t x = cz_load8(p), bad = cz_nondigits(x);
+            int k;
+            if (bad == 0) {
+                w = w * 100000000 + cz_eight_value(x), nd += 8, p += 8;
+                continue;
+            }
+            if ((k = cz_ctz64(bad) >> 3) != 0) w = w * cz_pow10_8[k] + cz_digits_value(x, k), nd += k, p += k;
+            break;
+        }
         /* Up to 19 digits always fit; later ones only move the point. */
         for (; p < end && (dg = (unsigned)(*p - '0')) <= 9; p++) {
             if (nd < 19) w = w * 10 + dg, nd++;
@@ -108,8 +144,17 @@ static inline const unsigned char *cz_read_number(const unsigned char *p, const 
         if (p == end || (unsigned)(*p - '0') > 9) return *err = CZ_NUM_NO_FRACTION, p;
         if (w == 0) /* leading zeros of the fraction only scale */
             while (p < end && *p == '0') p++, q--;
-        while (end - p >= 8 && nd <= 11 && cz_eight_digits(cz_load8(p)))
-            w = w * 100000000 + cz_eight_value(cz_load8(p)), nd += 8, q -= 8, p += 8;
+        while (end - p >= 8 && nd <= 11) {
+            uint64_t x = cz_load8(p), bad = cz_nondigits(x);
+            int k;
+            if (bad == 0) {
+                w = w * 100000000 + cz_eight_value(x), nd += 8, q -= 8, p += 8;
+                continue;
+            }
+            if ((k = cz_ctz64(bad) >> 3) != 0)
+                w = w * cz_pow10_8[k] + cz_digits_value(x, k), nd += k, q -= k, p += k;
+            break;
+        }
         for (; p < end && (dg = (unsigned)(*p - '0')) <= 9; p++) {
             if (nd < 19) w = w * 10 + dg, nd++, q--;
             else inexact |= dg != 0;
