@@ -42,7 +42,7 @@
  * hash alike do not evict each other); the strings themselves are
  * anchored in the userdata's user value (a table with one slot per
  * entry: set * 2 + way + 1). */
-#define STRCACHE_SETS 1024
+#define STRCACHE_SETS 512
 #define STRCACHE_MAXLEN 40 /* Lua 5.3/5.4 intern strings up to 40 bytes: ids, UUIDs */
 typedef struct strentry {
     unsigned char len; /* length + 1; 0 = empty */
