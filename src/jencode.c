@@ -35,12 +35,12 @@
 
 /* enc_string's memo of short strings already written: 2^MEMO_BITS
  * entries, each a string's address and where its text is in the output. */
-#define MEMO_BITS 8
+#define MEMO_BITS 9
 #define MEMO_MAXLEN 30
 #define MEMO_AFTER 32
 typedef struct strmemo {
     const unsigned char *s;
-    size_t at, len;
+    uint32_t at, len; /* text at or beyond 4 GiB is not remembered */
 } strmemo;
 
 /* A key of the object being written with sort_keys: its bytes and its
@@ -68,7 +68,7 @@ typedef struct enc {
     int path[CZ_DEFAULT_MAX_DEPTH];             /* their stack slots */
 } enc;
 
-static void enc_value(enc *e);
+static void enc_table(enc *e);
 
 /* Short escapes of control characters; 0 means \u00XX. */
 static const char ctrl_short[32] = {
@@ -244,6 +244,37 @@ static CZ_SSSE3 int enc_string_fast(enc *e, const unsigned char *s, size_t n) {
     if (!cz_buf_reserve(b, n + 2 + 16)) enc_nomem(e);
     o = b->data + b->len;
     *o++ = '"';
+    if (n <= 32) {
+        /* Up to 32 bytes of ASCII text (the signed compare with 0x20 flags
+         * bytes above 0x7f as well as control characters): one block, or
+         * two overlapping ones, loaded, checked and stored. */
+        const __m128i dq = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), sp = _mm_set1_epi8(0x20);
+        if (n < 16) {
+            const __m128i v = cz_load_short(s, n);
+            unsigned stop = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, dq), _mm_cmpeq_epi8(v, bs)), _mm_cmplt_epi8(v, sp)));
+            if ((stop & ((1u << n) - 1)) == 0) {
+                _mm_storeu_si128((__m128i *)(void *)o, v);
+                o[n] = '"';
+                b->len = (size_t)(o + n + 1 - b->data);
+                return 1;
+            }
+        } else {
+            const __m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)s);
+            const __m128i v1 = _mm_loadu_si128((const __m128i *)(const void *)(end - 16));
+            const __m128i h0 = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v0, dq), _mm_cmpeq_epi8(v0, bs)),
+                                            _mm_cmplt_epi8(v0, sp));
+            const __m128i h1 = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v1, dq), _mm_cmpeq_epi8(v1, bs)),
+                                            _mm_cmplt_epi8(v1, sp));
+            if (_mm_movemask_epi8(_mm_or_si128(h0, h1)) == 0) {
+                _mm_storeu_si128((__m128i *)(void *)o, v0);
+                _mm_storeu_si128((__m128i *)(void *)(o + n - 16), v1);
+                o[n] = '"';
+                b->len = (size_t)(o + n + 1 - b->data);
+                return 1;
+            }
+        }
+    }
     while (q < end) {
         __m128i v;
         unsigned stop, c;
@@ -312,16 +343,42 @@ static inline void enc_string_any(enc *e, const unsigned char *s, size_t n) {
  * first MEMO_AFTER strings, so small values never pay for clearing it.
  * Entries die with the encode call, and all of them when the output is
  * rewound. */
-static inline void enc_string(enc *e, const unsigned char *s, size_t n) {
+#if defined(__GNUC__)
+#define CZ_NOINLINE __attribute__((noinline))
+#define CZ_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define CZ_NOINLINE
+#define CZ_ALWAYS_INLINE inline
+#endif
+
+/* A string the memo does not take (memo off, or too long). */
+static CZ_NOINLINE void enc_string_unmemo(enc *e, const unsigned char *s, size_t n) {
+    if (e->memo_wait > 0 && --e->memo_wait == 0) {
+        memset(e->memo, 0, sizeof e->memo);
+        e->memo_lim = MEMO_MAXLEN + 1;
+    }
+    enc_string_any(e, s, n);
+}
+
+/* A string the memo takes but has not seen at this address: written,
+ * then remembered in m. */
+static CZ_NOINLINE void enc_string_miss(enc *e, const unsigned char *s, size_t n, strmemo *m) {
+    cz_buf *b = e->b;
+    size_t at = b->len;
+    enc_string_any(e, s, n);
+    /* Escapes can make the text longer than the 32 bytes copied. */
+    if (b->len - at <= 32 && at <= UINT32_MAX) {
+        m->s = s;
+        m->at = (uint32_t)at;
+        m->len = (uint32_t)(b->len - at);
+    }
+}
+
+static CZ_ALWAYS_INLINE void enc_string(enc *e, const unsigned char *s, size_t n) {
     cz_buf *b = e->b;
     strmemo *m;
-    size_t at;
     if (n >= e->memo_lim) {
-        if (e->memo_wait > 0 && --e->memo_wait == 0) {
-            memset(e->memo, 0, sizeof e->memo);
-            e->memo_lim = MEMO_MAXLEN + 1;
-        }
-        enc_string_any(e, s, n);
+        enc_string_unmemo(e, s, n);
         return;
     }
     m = &e->memo[((uintptr_t)s * 0x9E3779B97F4A7C15ULL) >> (64 - MEMO_BITS)];
@@ -337,13 +394,40 @@ static inline void enc_string(enc *e, const unsigned char *s, size_t n) {
         b->len += m->len;
         return;
     }
-    at = b->len;
-    enc_string_any(e, s, n);
-    /* Escapes can make the text longer than the 32 bytes copied. */
-    if (b->len - at <= 32) {
-        m->s = s;
-        m->at = at;
-        m->len = b->len - at;
+    enc_string_miss(e, s, n, m);
+}
+
+/* Value at the top; leaves the stack as it found it. */
+static CZ_ALWAYS_INLINE void enc_value(enc *e) {
+    lua_State *L = e->L;
+    switch (lua_type(L, -1)) {
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, -1, &n);
+        enc_string(e, (const unsigned char *)s, n);
+        break;
+    }
+    case LUA_TNUMBER:
+        enc_number(e);
+        break;
+    case LUA_TTABLE:
+        enc_table(e);
+        break;
+    case LUA_TBOOLEAN:
+        if (lua_toboolean(L, -1)) ENC_LIT(e, "true");
+        else ENC_LIT(e, "false");
+        break;
+    case LUA_TNIL:
+        ENC_LIT(e, "null");
+        break;
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, -1) == NULL) {
+            ENC_LIT(e, "null");
+            break;
+        }
+        /* fall through */
+    default:
+        enc_bad_value(e);
     }
 }
 
@@ -526,7 +610,7 @@ static void enc_plain(enc *e, int t) {
  * records the table's slot on the path for enc_too_deep (every table on
  * the path stays in its slot while it is written).  A level takes at
  * most 3 slots above its table: room is made for 8 levels at a time. */
-static void enc_table(enc *e) {
+static CZ_NOINLINE void enc_table(enc *e) {
     lua_State *L = e->L;
     int t = lua_gettop(L);
     if (e->depth == CZ_DEFAULT_MAX_DEPTH) enc_too_deep(e, t);
@@ -543,40 +627,6 @@ static void enc_table(enc *e) {
     }
     enc_plain(e, t);
     e->depth--;
-}
-
-/* Value at the top; leaves the stack as it found it. */
-static void enc_value(enc *e) {
-    lua_State *L = e->L;
-    switch (lua_type(L, -1)) {
-    case LUA_TSTRING: {
-        size_t n;
-        const char *s = lua_tolstring(L, -1, &n);
-        enc_string(e, (const unsigned char *)s, n);
-        break;
-    }
-    case LUA_TNUMBER:
-        enc_number(e);
-        break;
-    case LUA_TTABLE:
-        enc_table(e);
-        break;
-    case LUA_TBOOLEAN:
-        if (lua_toboolean(L, -1)) ENC_LIT(e, "true");
-        else ENC_LIT(e, "false");
-        break;
-    case LUA_TNIL:
-        ENC_LIT(e, "null");
-        break;
-    case LUA_TLIGHTUSERDATA:
-        if (lua_touserdata(L, -1) == NULL) {
-            ENC_LIT(e, "null");
-            break;
-        }
-        /* fall through */
-    default:
-        enc_bad_value(e);
-    }
 }
 
 /* Read encode's options table at 2 (nil: defaults) into e; returns
