@@ -479,10 +479,35 @@ static void enc_array(enc *e, int t, size_t n) {
 
 /* One member: the key s[0..n), then the value on top (popped). */
 static inline void enc_member(enc *e, const char *k, size_t kl, int i) {
-    enc_sep(e, i);
-    enc_string(e, (const unsigned char *)k, kl);
-    if (e->pretty) ENC_LIT(e, ": ");
-    else enc_char(e, ':');
+    const unsigned char *s = (const unsigned char *)k;
+    cz_buf *b = e->b;
+    if (!e->pretty && kl < e->memo_lim) {
+        /* Compact output and a key the memo may hold: on a hit, the comma,
+         * the key and the colon in one go (at most 1 + 32 + 1 bytes). */
+        strmemo *m = &e->memo[((uintptr_t)s * 0x9E3779B97F4A7C15ULL) >> (64 - MEMO_BITS)];
+        if (m->s == s) {
+            char t0[16], t1[16], *w;
+            if (!cz_buf_reserve(b, 34)) enc_nomem(e);
+            memcpy(t0, b->data + m->at, 16); /* both loads first, as in enc_string */
+            memcpy(t1, b->data + m->at + 16, 16);
+            w = b->data + b->len;
+            *w = ',';
+            w += i > 0;
+            memcpy(w, t0, 16);
+            memcpy(w + 16, t1, 16);
+            w[m->len] = ':';
+            b->len = (size_t)(w + m->len + 1 - b->data);
+        } else {
+            if (i > 0) enc_char(e, ',');
+            enc_string_miss(e, s, kl, m);
+            enc_char(e, ':');
+        }
+    } else {
+        enc_sep(e, i);
+        enc_string(e, s, kl);
+        if (e->pretty) ENC_LIT(e, ": ");
+        else enc_char(e, ':');
+    }
     enc_value(e);
     lua_pop(e->L, 1);
 }
@@ -577,13 +602,13 @@ static void enc_plain(enc *e, int t) {
             return;
         }
         enc_char(e, '{');
-        do {
+        for (;;) { /* the first key's type is known */
             size_t kl;
-            const char *k;
-            if (lua_type(L, -2) != LUA_TSTRING) enc_bad_key(e, lua_type(L, -2));
-            k = lua_tolstring(L, -2, &kl);
+            const char *k = lua_tolstring(L, -2, &kl);
             enc_member(e, k, kl, i++);
-        } while (lua_next(L, t));
+            if (!lua_next(L, t)) break;
+            if (lua_type(L, -2) != LUA_TSTRING) enc_bad_key(e, lua_type(L, -2));
+        }
         enc_sep(e, -1);
         enc_char(e, '}');
         return;
