@@ -153,19 +153,14 @@ static void enc_integer(enc *e, long long v) {
     enc_lit(e, p, (size_t)(tmp + sizeof tmp - p));
 }
 
-/* Number at the top.  Integral floats below 2^53 are written as digits
- * plus ".0", exactly what cz_format_double would give, a little faster. */
-static void enc_number(enc *e) {
-    lua_State *L = e->L;
-    long long i;
-    double d;
-    if (cz_isinteger(L, -1, &i)) {
-        enc_integer(e, i);
-        return;
-    }
-    d = (double)lua_tonumber(L, -1);
+/* The float d.  Integral floats below 2^53 are written as digits plus
+ * ".0", exactly what cz_format_double would give, a little faster. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void enc_float(enc *e, double d) {
     if (!isfinite(d))
-        luaL_error(L, ENC_ERR "cannot encode NaN/inf (got %s)", isnan(d) ? "NaN" : d > 0 ? "inf" : "-inf");
+        luaL_error(e->L, ENC_ERR "cannot encode NaN/inf (got %s)", isnan(d) ? "NaN" : d > 0 ? "inf" : "-inf");
     if (d > -9007199254740992.0 && d < 9007199254740992.0 && d != 0.0 && d == (double)(long long)d) {
         enc_integer(e, (long long)d);
         ENC_LIT(e, ".0");
@@ -173,6 +168,13 @@ static void enc_number(enc *e) {
     }
     if (!cz_buf_reserve(e->b, CZ_NUMBUF)) enc_nomem(e);
     e->b->len += cz_format_double(d, e->b->data + e->b->len);
+}
+
+/* Number at the top: integers inline, floats out of line. */
+static inline void enc_number(enc *e) {
+    long long i;
+    if (cz_isinteger(e->L, -1, &i)) enc_integer(e, i);
+    else enc_float(e, (double)lua_tonumber(e->L, -1));
 }
 
 /* s[0..n) as a quoted JSON string.  Runs of plain text (valid UTF-8
