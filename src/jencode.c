@@ -35,12 +35,12 @@
 
 /* enc_string's memo of short strings already written: 2^MEMO_BITS
  * entries, each a string's address and where its text is in the output. */
-#define MEMO_BITS 8
+#define MEMO_BITS 9
 #define MEMO_MAXLEN 30
 #define MEMO_AFTER 32
 typedef struct strmemo {
     const unsigned char *s;
-    size_t at, len;
+    uint32_t at, len; /* text at or beyond 4 GiB is not remembered */
 } strmemo;
 
 /* A key of the object being written with sort_keys: its bytes and its
@@ -68,7 +68,7 @@ typedef struct enc {
     int path[CZ_DEFAULT_MAX_DEPTH];             /* their stack slots */
 } enc;
 
-static void enc_value(enc *e);
+static void enc_table(enc *e);
 
 /* Short escapes of control characters; 0 means \u00XX. */
 static const char ctrl_short[32] = {
@@ -153,19 +153,14 @@ static void enc_integer(enc *e, long long v) {
     enc_lit(e, p, (size_t)(tmp + sizeof tmp - p));
 }
 
-/* Number at the top.  Integral floats below 2^53 are written as digits
- * plus ".0", exactly what cz_format_double would give, a little faster. */
-static void enc_number(enc *e) {
-    lua_State *L = e->L;
-    long long i;
-    double d;
-    if (cz_isinteger(L, -1, &i)) {
-        enc_integer(e, i);
-        return;
-    }
-    d = (double)lua_tonumber(L, -1);
+/* The float d.  Integral floats below 2^53 are written as digits plus
+ * ".0", exactly what cz_format_double would give, a little faster. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void enc_float(enc *e, double d) {
     if (!isfinite(d))
-        luaL_error(L, ENC_ERR "cannot encode NaN/inf (got %s)", isnan(d) ? "NaN" : d > 0 ? "inf" : "-inf");
+        luaL_error(e->L, ENC_ERR "cannot encode NaN/inf (got %s)", isnan(d) ? "NaN" : d > 0 ? "inf" : "-inf");
     if (d > -9007199254740992.0 && d < 9007199254740992.0 && d != 0.0 && d == (double)(long long)d) {
         enc_integer(e, (long long)d);
         ENC_LIT(e, ".0");
@@ -173,6 +168,13 @@ static void enc_number(enc *e) {
     }
     if (!cz_buf_reserve(e->b, CZ_NUMBUF)) enc_nomem(e);
     e->b->len += cz_format_double(d, e->b->data + e->b->len);
+}
+
+/* Number at the top: integers inline, floats out of line. */
+static inline void enc_number(enc *e) {
+    long long i;
+    if (cz_isinteger(e->L, -1, &i)) enc_integer(e, i);
+    else enc_float(e, (double)lua_tonumber(e->L, -1));
 }
 
 /* s[0..n) as a quoted JSON string.  Runs of plain text (valid UTF-8
@@ -244,6 +246,37 @@ static CZ_SSSE3 int enc_string_fast(enc *e, const unsigned char *s, size_t n) {
     if (!cz_buf_reserve(b, n + 2 + 16)) enc_nomem(e);
     o = b->data + b->len;
     *o++ = '"';
+    if (n <= 32) {
+        /* Up to 32 bytes of ASCII text (the signed compare with 0x20 flags
+         * bytes above 0x7f as well as control characters): one block, or
+         * two overlapping ones, loaded, checked and stored. */
+        const __m128i dq = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), sp = _mm_set1_epi8(0x20);
+        if (n < 16) {
+            const __m128i v = cz_load_short(s, n);
+            unsigned stop = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, dq), _mm_cmpeq_epi8(v, bs)), _mm_cmplt_epi8(v, sp)));
+            if ((stop & ((1u << n) - 1)) == 0) {
+                _mm_storeu_si128((__m128i *)(void *)o, v);
+                o[n] = '"';
+                b->len = (size_t)(o + n + 1 - b->data);
+                return 1;
+            }
+        } else {
+            const __m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)s);
+            const __m128i v1 = _mm_loadu_si128((const __m128i *)(const void *)(end - 16));
+            const __m128i h0 = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v0, dq), _mm_cmpeq_epi8(v0, bs)),
+                                            _mm_cmplt_epi8(v0, sp));
+            const __m128i h1 = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v1, dq), _mm_cmpeq_epi8(v1, bs)),
+                                            _mm_cmplt_epi8(v1, sp));
+            if (_mm_movemask_epi8(_mm_or_si128(h0, h1)) == 0) {
+                _mm_storeu_si128((__m128i *)(void *)o, v0);
+                _mm_storeu_si128((__m128i *)(void *)(o + n - 16), v1);
+                o[n] = '"';
+                b->len = (size_t)(o + n + 1 - b->data);
+                return 1;
+            }
+        }
+    }
     while (q < end) {
         __m128i v;
         unsigned stop, c;
@@ -312,16 +345,42 @@ static inline void enc_string_any(enc *e, const unsigned char *s, size_t n) {
  * first MEMO_AFTER strings, so small values never pay for clearing it.
  * Entries die with the encode call, and all of them when the output is
  * rewound. */
-static inline void enc_string(enc *e, const unsigned char *s, size_t n) {
+#if defined(__GNUC__)
+#define CZ_NOINLINE __attribute__((noinline))
+#define CZ_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define CZ_NOINLINE
+#define CZ_ALWAYS_INLINE inline
+#endif
+
+/* A string the memo does not take (memo off, or too long). */
+static CZ_NOINLINE void enc_string_unmemo(enc *e, const unsigned char *s, size_t n) {
+    if (e->memo_wait > 0 && --e->memo_wait == 0) {
+        memset(e->memo, 0, sizeof e->memo);
+        e->memo_lim = MEMO_MAXLEN + 1;
+    }
+    enc_string_any(e, s, n);
+}
+
+/* A string the memo takes but has not seen at this address: written,
+ * then remembered in m. */
+static CZ_NOINLINE void enc_string_miss(enc *e, const unsigned char *s, size_t n, strmemo *m) {
+    cz_buf *b = e->b;
+    size_t at = b->len;
+    enc_string_any(e, s, n);
+    /* Escapes can make the text longer than the 32 bytes copied. */
+    if (b->len - at <= 32 && at <= UINT32_MAX) {
+        m->s = s;
+        m->at = (uint32_t)at;
+        m->len = (uint32_t)(b->len - at);
+    }
+}
+
+static CZ_ALWAYS_INLINE void enc_string(enc *e, const unsigned char *s, size_t n) {
     cz_buf *b = e->b;
     strmemo *m;
-    size_t at;
     if (n >= e->memo_lim) {
-        if (e->memo_wait > 0 && --e->memo_wait == 0) {
-            memset(e->memo, 0, sizeof e->memo);
-            e->memo_lim = MEMO_MAXLEN + 1;
-        }
-        enc_string_any(e, s, n);
+        enc_string_unmemo(e, s, n);
         return;
     }
     m = &e->memo[((uintptr_t)s * 0x9E3779B97F4A7C15ULL) >> (64 - MEMO_BITS)];
@@ -337,13 +396,40 @@ static inline void enc_string(enc *e, const unsigned char *s, size_t n) {
         b->len += m->len;
         return;
     }
-    at = b->len;
-    enc_string_any(e, s, n);
-    /* Escapes can make the text longer than the 32 bytes copied. */
-    if (b->len - at <= 32) {
-        m->s = s;
-        m->at = at;
-        m->len = b->len - at;
+    enc_string_miss(e, s, n, m);
+}
+
+/* Value at the top; leaves the stack as it found it. */
+static CZ_ALWAYS_INLINE void enc_value(enc *e) {
+    lua_State *L = e->L;
+    switch (lua_type(L, -1)) {
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, -1, &n);
+        enc_string(e, (const unsigned char *)s, n);
+        break;
+    }
+    case LUA_TNUMBER:
+        enc_number(e);
+        break;
+    case LUA_TTABLE:
+        enc_table(e);
+        break;
+    case LUA_TBOOLEAN:
+        if (lua_toboolean(L, -1)) ENC_LIT(e, "true");
+        else ENC_LIT(e, "false");
+        break;
+    case LUA_TNIL:
+        ENC_LIT(e, "null");
+        break;
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, -1) == NULL) {
+            ENC_LIT(e, "null");
+            break;
+        }
+        /* fall through */
+    default:
+        enc_bad_value(e);
     }
 }
 
@@ -395,10 +481,35 @@ static void enc_array(enc *e, int t, size_t n) {
 
 /* One member: the key s[0..n), then the value on top (popped). */
 static inline void enc_member(enc *e, const char *k, size_t kl, int i) {
-    enc_sep(e, i);
-    enc_string(e, (const unsigned char *)k, kl);
-    if (e->pretty) ENC_LIT(e, ": ");
-    else enc_char(e, ':');
+    const unsigned char *s = (const unsigned char *)k;
+    cz_buf *b = e->b;
+    if (!e->pretty && kl < e->memo_lim) {
+        /* Compact output and a key the memo may hold: on a hit, the comma,
+         * the key and the colon in one go (at most 1 + 32 + 1 bytes). */
+        strmemo *m = &e->memo[((uintptr_t)s * 0x9E3779B97F4A7C15ULL) >> (64 - MEMO_BITS)];
+        if (m->s == s) {
+            char t0[16], t1[16], *w;
+            if (!cz_buf_reserve(b, 34)) enc_nomem(e);
+            memcpy(t0, b->data + m->at, 16); /* both loads first, as in enc_string */
+            memcpy(t1, b->data + m->at + 16, 16);
+            w = b->data + b->len;
+            *w = ',';
+            w += i > 0;
+            memcpy(w, t0, 16);
+            memcpy(w + 16, t1, 16);
+            w[m->len] = ':';
+            b->len = (size_t)(w + m->len + 1 - b->data);
+        } else {
+            if (i > 0) enc_char(e, ',');
+            enc_string_miss(e, s, kl, m);
+            enc_char(e, ':');
+        }
+    } else {
+        enc_sep(e, i);
+        enc_string(e, s, kl);
+        if (e->pretty) ENC_LIT(e, ": ");
+        else enc_char(e, ':');
+    }
     enc_value(e);
     lua_pop(e->L, 1);
 }
@@ -493,13 +604,13 @@ static void enc_plain(enc *e, int t) {
             return;
         }
         enc_char(e, '{');
-        do {
+        for (;;) { /* the first key's type is known */
             size_t kl;
-            const char *k;
-            if (lua_type(L, -2) != LUA_TSTRING) enc_bad_key(e, lua_type(L, -2));
-            k = lua_tolstring(L, -2, &kl);
+            const char *k = lua_tolstring(L, -2, &kl);
             enc_member(e, k, kl, i++);
-        } while (lua_next(L, t));
+            if (!lua_next(L, t)) break;
+            if (lua_type(L, -2) != LUA_TSTRING) enc_bad_key(e, lua_type(L, -2));
+        }
         enc_sep(e, -1);
         enc_char(e, '}');
         return;
@@ -526,7 +637,7 @@ static void enc_plain(enc *e, int t) {
  * records the table's slot on the path for enc_too_deep (every table on
  * the path stays in its slot while it is written).  A level takes at
  * most 3 slots above its table: room is made for 8 levels at a time. */
-static void enc_table(enc *e) {
+static CZ_NOINLINE void enc_table(enc *e) {
     lua_State *L = e->L;
     int t = lua_gettop(L);
     if (e->depth == CZ_DEFAULT_MAX_DEPTH) enc_too_deep(e, t);
@@ -543,40 +654,6 @@ static void enc_table(enc *e) {
     }
     enc_plain(e, t);
     e->depth--;
-}
-
-/* Value at the top; leaves the stack as it found it. */
-static void enc_value(enc *e) {
-    lua_State *L = e->L;
-    switch (lua_type(L, -1)) {
-    case LUA_TSTRING: {
-        size_t n;
-        const char *s = lua_tolstring(L, -1, &n);
-        enc_string(e, (const unsigned char *)s, n);
-        break;
-    }
-    case LUA_TNUMBER:
-        enc_number(e);
-        break;
-    case LUA_TTABLE:
-        enc_table(e);
-        break;
-    case LUA_TBOOLEAN:
-        if (lua_toboolean(L, -1)) ENC_LIT(e, "true");
-        else ENC_LIT(e, "false");
-        break;
-    case LUA_TNIL:
-        ENC_LIT(e, "null");
-        break;
-    case LUA_TLIGHTUSERDATA:
-        if (lua_touserdata(L, -1) == NULL) {
-            ENC_LIT(e, "null");
-            break;
-        }
-        /* fall through */
-    default:
-        enc_bad_value(e);
-    }
 }
 
 /* Read encode's options table at 2 (nil: defaults) into e; returns
@@ -625,8 +702,11 @@ static int enc_options(lua_State *L, enc *e) {
 /* encode(value [, opts]) -> string.  Frame: 1 the value, 2 the options,
  * 3 the array metatable (IDX_ARRAY_MT, nil if unregistered), 4 the
  * buffer userdata, 5 (sort_keys) the key stack's userdata, then the value
- * again as the top for enc_value.  The buffers are freed eagerly once the
- * result string exists; their __gc covers every error path. */
+ * again as the top for enc_value.  The output buffer starts from the
+ * state's spare block (keeper.h) and leaves its block as the spare once
+ * the result string exists (so a repeated encode neither allocates nor
+ * grows it); the key stack is freed then; their __gc covers every error
+ * path. */
 int cz_json_encode(lua_State *L) {
     enc e;
     int sort;
@@ -636,6 +716,7 @@ int cz_json_encode(lua_State *L) {
     sort = enc_options(L, &e);
     luaL_getmetatable(L, CZ_ARRAY_MT);
     e.b = cz_buf_push(L);
+    cz_buf_take_spare(e.b);
     e.keys = sort ? cz_buf_push(L) : NULL;
     e.depth = 0;
     e.memo_lim = 0;
@@ -648,7 +729,7 @@ int cz_json_encode(lua_State *L) {
     lua_pushvalue(L, 1);
     enc_value(&e);
     lua_pushlstring(L, e.b->data, e.b->len);
-    cz_buf_free(e.b);
+    cz_buf_drop(e.b);
     if (e.keys) cz_buf_free(e.keys);
     return 1;
 }
