@@ -31,26 +31,6 @@ void cz_buf_free(cz_buf *b) {
     b->len = b->cap = 0;
 }
 
-void cz_buf_take_spare(cz_buf *b) {
-    size_t n;
-    char *p;
-    if (b->data != NULL) return;
-    p = (char *)cz_ktake_spare(b->keeper, &n);
-    if (p == NULL) return;
-    b->data = p;
-    b->len = 0;
-    b->cap = n;
-}
-
-void cz_buf_drop(cz_buf *b) {
-    if (cz_kgive_spare(b->keeper, b->data, b->cap)) {
-        b->data = NULL;
-        b->len = b->cap = 0;
-        return;
-    }
-    cz_buf_free(b);
-}
-
 static int buf_gc(lua_State *L) {
     cz_buf_free((cz_buf *)luaL_checkudata(L, 1, BUF_MT));
     return 0;

@@ -27,10 +27,6 @@ typedef struct cz_buf {
 
 int cz_buf_grow(cz_buf *b, size_t extra);   /* ensure len + extra <= cap */
 void cz_buf_free(cz_buf *b);
-/* An empty b takes its keeper's spare block if there is one; cz_buf_drop
- * empties b, its block becoming the spare (keeper.h) or freed. */
-void cz_buf_take_spare(cz_buf *b);
-void cz_buf_drop(cz_buf *b);
 
 static inline int cz_buf_reserve(cz_buf *b, size_t extra) {
     return (b->cap - b->len >= extra) ? 1 : cz_buf_grow(b, extra);

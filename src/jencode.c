@@ -702,11 +702,8 @@ static int enc_options(lua_State *L, enc *e) {
 /* encode(value [, opts]) -> string.  Frame: 1 the value, 2 the options,
  * 3 the array metatable (IDX_ARRAY_MT, nil if unregistered), 4 the
  * buffer userdata, 5 (sort_keys) the key stack's userdata, then the value
- * again as the top for enc_value.  The output buffer starts from the
- * state's spare block (keeper.h) and leaves its block as the spare once
- * the result string exists (so a repeated encode neither allocates nor
- * grows it); the key stack is freed then; their __gc covers every error
- * path. */
+ * again as the top for enc_value.  The buffers are freed eagerly once the
+ * result string exists; their __gc covers every error path. */
 int cz_json_encode(lua_State *L) {
     enc e;
     int sort;
@@ -716,7 +713,6 @@ int cz_json_encode(lua_State *L) {
     sort = enc_options(L, &e);
     luaL_getmetatable(L, CZ_ARRAY_MT);
     e.b = cz_buf_push(L);
-    cz_buf_take_spare(e.b);
     e.keys = sort ? cz_buf_push(L) : NULL;
     e.depth = 0;
     e.memo_lim = 0;
@@ -729,7 +725,7 @@ int cz_json_encode(lua_State *L) {
     lua_pushvalue(L, 1);
     enc_value(&e);
     lua_pushlstring(L, e.b->data, e.b->len);
-    cz_buf_drop(e.b);
+    cz_buf_free(e.b);
     if (e.keys) cz_buf_free(e.keys);
     return 1;
 }

@@ -12,9 +12,7 @@ typedef struct block {
 } block;
 
 struct cz_keeper {
-    block head;   /* circular list of the state's blocks */
-    void *spare;  /* a linked block nobody uses, kept for reuse, or NULL */
-    size_t spare_n;
+    block head; /* circular list of the state's blocks */
 };
 
 static void link_block(cz_keeper *k, block *b) {
@@ -70,23 +68,6 @@ void cz_kfree(cz_keeper *k, void *p) {
     free((block *)p - 1);
 }
 
-void *cz_ktake_spare(cz_keeper *k, size_t *n) {
-    void *p;
-    if (k == NULL || k->spare == NULL) return NULL;
-    p = k->spare;
-    *n = k->spare_n;
-    k->spare = NULL;
-    k->spare_n = 0;
-    return p;
-}
-
-int cz_kgive_spare(cz_keeper *k, void *p, size_t n) {
-    if (k == NULL || k->spare != NULL || p == NULL || n > CZ_SPARE_MAX) return 0;
-    k->spare = p;
-    k->spare_n = n;
-    return 1;
-}
-
 static int keeper_gc(lua_State *L) {
     cz_keeper *k = (cz_keeper *)luaL_checkudata(L, 1, KEEPER_MT);
     while (k->head.next != &k->head) {
@@ -94,8 +75,6 @@ static int keeper_gc(lua_State *L) {
         unlink_block(b);
         free(b);
     }
-    k->spare = NULL;
-    k->spare_n = 0;
     return 0;
 }
 
@@ -110,8 +89,6 @@ void cz_keeper_register(lua_State *L) {
     cz_class(L, KEEPER_MT, NULL, keeper_gc, NULL);
     k = (cz_keeper *)cz_newuserdata(L, sizeof *k);
     k->head.next = k->head.prev = &k->head;
-    k->spare = NULL;
-    k->spare_n = 0;
     cz_setmetatable(L, KEEPER_MT);
     lua_setfield(L, LUA_REGISTRYINDEX, KEEPER_MT ".instance");
 }

@@ -29,16 +29,4 @@ void cz_keeper_register(lua_State *L);
 void *cz_kalloc(cz_keeper *k, void *old, size_t n);
 void cz_kfree(cz_keeper *k, void *p);
 
-/* One spare block per keeper, so that a buffer made and dropped on every
- * call (the encoder's output) need not be allocated and grown each time.
- * cz_ktake_spare: the spare (it is then the caller's, still a kept block,
- * and no longer the spare) and its size in *n, or NULL.  cz_kgive_spare:
- * p (a kept block of n bytes, at most CZ_SPARE_MAX) becomes the spare;
- * 0 if it cannot (one already, no keeper, too big): p is still the
- * caller's to free.  Taking it out while in use makes a nested or failed
- * call harmless: the spare is simply missing meanwhile. */
-#define CZ_SPARE_MAX ((size_t)256 * 1024)
-void *cz_ktake_spare(cz_keeper *k, size_t *n);
-int cz_kgive_spare(cz_keeper *k, void *p, size_t n);
-
 #endif
