@@ -229,10 +229,12 @@ static void join_repeats(lua_State *L) {
 static void push_headers(lua_State *L, const cz_buf *hdrs) {
     struct header_fill f;
     int lines = 0;
-    const char *p = hdrs->data, *end = p + hdrs->len;
-    while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
-        lines++;
-        p++;
+    if (hdrs->len > 0) {
+        const char *p = hdrs->data, *end = p + hdrs->len;
+        while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+            lines++;
+            p++;
+        }
     }
     f.L = L;
     f.repeats = 0;
