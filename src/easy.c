@@ -2,8 +2,9 @@
  * easy.c -- the curl easy handle of a client.
  *
  * A handle userdata owns one CURL easy handle (keep-alive connections are
- * reused between calls), its fixed header list, the per-request header
- * list and the header buffer; its uservalue is its response sink.  __gc
+ * reused between calls), the multi handle that runs its transfers, its
+ * fixed header list, the per-request header list and the header buffer;
+ * its uservalue is its response sink.  __gc
  * and close release everything, so no Lua error can leak a curl resource.
  *
  *   h = curl.handle{ auth =, user_agent =, connect_timeout =,
