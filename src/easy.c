@@ -2,8 +2,9 @@
  * easy.c -- the curl easy handle of a client.
  *
  * A handle userdata owns one CURL easy handle (keep-alive connections are
- * reused between calls), its fixed header list, the per-request header
- * list and the header buffer; its uservalue is its response sink.  __gc
+ * reused between calls), the multi handle that runs its transfers, its
+ * fixed header list, the per-request header list and the header buffer;
+ * its uservalue is its response sink.  __gc
  * and close release everything, so no Lua error can leak a curl resource.
  *
  *   h = curl.handle{ auth =, user_agent =, connect_timeout =,
@@ -32,6 +33,8 @@ struct cz_handle {
     CURL *easy;                     /* every option set; see `fresh` */
     CURL *work;                     /* the one performing the current request */
     CURLSH *share;                  /* the state's share handle (or NULL) */
+    CURLM *multi;                   /* drives every transfer of h:perform */
+    int in_multi;                   /* work is added to multi */
     int fresh;                      /* libcurl < 8.1.0: a new duplicate of easy
                                      * per request (below) */
     struct curl_slist *headers;     /* fixed: Accept, Authorization */
@@ -58,6 +61,8 @@ CURLSH *cz_handle_share(cz_handle *h) { return h->share; }
 static void free_req_headers(cz_handle *h);
 
 static void release_work(cz_handle *h) {
+    if (h->in_multi) curl_multi_remove_handle(h->multi, h->work);
+    h->in_multi = 0;
     if (h->work != NULL && h->work != h->easy) curl_easy_cleanup(h->work);
     h->work = NULL;
 }
@@ -65,6 +70,8 @@ static void release_work(cz_handle *h) {
 static void handle_release(cz_handle *h) {
     free_req_headers(h);
     release_work(h);
+    if (h->multi) curl_multi_cleanup(h->multi);
+    h->multi = NULL;
     if (h->easy) curl_easy_cleanup(h->easy);
     if (h->headers) curl_slist_free_all(h->headers);
     if (h->anonymous) curl_slist_free_all(h->anonymous);
@@ -181,6 +188,12 @@ int cz_handle_new(lua_State *L) {
     /* From here on every resource hangs off h, so an error leaks nothing. */
     h->easy = e = curl_easy_init();
     if (e == NULL) return luaL_error(L, "cozmox: curl_easy_init failed");
+    /* The handle's own multi handle runs its transfers (run_transfer):
+     * curl_easy_perform would make one -- a wake-up socketpair, a
+     * connection cache and its closing handle -- inside every duplicate
+     * (see `fresh`) and tear it down again with it. */
+    h->multi = curl_multi_init();
+    if (h->multi == NULL) return luaL_error(L, "cozmox: curl_multi_init failed");
     add_fixed_header(L, &h->headers, "Accept: application/json");
     add_fixed_header(L, &h->anonymous, "Accept: application/json");
     if (auth != NULL) add_fixed_header(L, &h->headers, auth);
@@ -311,6 +324,43 @@ void cz_request_set(lua_State *L, CURL *e, int req_idx, struct curl_slist *fixed
     lua_settop(L, hdr_idx - 4);
 }
 
+/* What curl_easy_perform does, on the handle's long-lived multi handle
+ * instead of one made (and, for a duplicate, destroyed) per transfer:
+ * add, perform until the transfer's message comes, remove.  curl keeps
+ * the time limits (CURLOPT_TIMEOUT_MS, CURLOPT_CONNECTTIMEOUT_MS) and
+ * caps each wait by its own timers; a multi failure becomes a CURLcode as
+ * curl_easy_perform has it.  Runs no Lua but the sink's protected
+ * decoder (in the write callback). */
+static CURLcode run_transfer(cz_handle *h) {
+    CURLM *m = h->multi;
+    CURLMcode mc;
+    CURLcode rc = CURLE_OK;
+    int done = 0;
+
+    mc = curl_multi_add_handle(m, h->work);
+    if (mc != CURLM_OK) return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+    h->in_multi = 1;
+    for (;;) {
+        int running = 0, queued;
+        CURLMsg *msg;
+        mc = curl_multi_perform(m, &running);
+        if (mc != CURLM_OK) break;
+        while ((msg = curl_multi_info_read(m, &queued)) != NULL) {
+            if (msg->msg == CURLMSG_DONE && msg->easy_handle == h->work) {
+                rc = msg->data.result;
+                done = 1;
+            }
+        }
+        if (done) break;
+        mc = curl_multi_poll(m, NULL, 0, 1000, NULL);
+        if (mc != CURLM_OK) break;
+    }
+    curl_multi_remove_handle(m, h->work);
+    h->in_multi = 0;
+    if (mc != CURLM_OK) rc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_BAD_FUNCTION_ARGUMENT;
+    return rc;
+}
+
 /* Stack: [1] light userdata handle, [2] req.  cz_request_set, protected:
  * it reads the caller's table, so it may raise. */
 static int setup_protected(lua_State *L) {
@@ -358,7 +408,7 @@ static int handle_perform(lua_State *L) {
     }
     cz_transfer_reset(&h->t, L, &h->hdrs, cz_sink_check(L, 3), 4);
     h->t.easy = h->work;
-    rc = curl_easy_perform(h->work);
+    rc = run_transfer(h);
     /* Point a reused handle back at what outlives the request (get_many
      * duplicates it).  Should curl refuse, it would keep pointers to
      * freed lists: it is closed instead ("handle is closed" next). */

@@ -150,11 +150,17 @@ static void each_header(const cz_buf *hdrs, void (*fn)(const char *, size_t, con
     }
 }
 
+struct header_fill {
+    lua_State *L;
+    int repeats;      /* some name came more than once */
+};
+
 /* Stack: [-1] headers table.  The first value of a name is stored as a
  * string; a repeat turns it into an array of parts, joined once at the
  * end (linear in the section's size, however many repeats). */
 static void add_header(const char *n, size_t nlen, const char *v, size_t vlen, void *ud) {
-    lua_State *L = (lua_State *)ud;
+    struct header_fill *f = (struct header_fill *)ud;
+    lua_State *L = f->L;
     char name[256];
     size_t i;
     if (!lua_checkstack(L, 4)) return;
@@ -176,6 +182,7 @@ static void add_header(const char *n, size_t nlen, const char *v, size_t vlen, v
         lua_rawset(L, -3);
         break;
     case LUA_TSTRING: /* second value: { first, second } */
+        f->repeats = 1;
         lua_createtable(L, 4, 0);
         lua_insert(L, -2);
         lua_rawseti(L, -2, 1);
@@ -216,10 +223,24 @@ static void join_repeats(lua_State *L) {
     }
 }
 
+/* The table is made with room for every line of the section (a bound on
+ * its names: no rehash while it fills); only a section with a repeated
+ * name is walked again to join the repeats. */
 static void push_headers(lua_State *L, const cz_buf *hdrs) {
-    lua_newtable(L);
-    each_header(hdrs, add_header, L);
-    join_repeats(L);
+    struct header_fill f;
+    int lines = 0;
+    if (hdrs->len > 0) {
+        const char *p = hdrs->data, *end = p + hdrs->len;
+        while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+            lines++;
+            p++;
+        }
+    }
+    f.L = L;
+    f.repeats = 0;
+    lua_createtable(L, 0, lines > 64 ? 64 : lines);
+    each_header(hdrs, add_header, &f);
+    if (f.repeats) join_repeats(L);
 }
 
 /* ------------------------------------------------------------ record */
