@@ -376,6 +376,25 @@ describe("connections", function()
         local second = mock.last_request()
         assert.equal(first.connection, second.connection)
     end)
+
+    it("five clients to five origins keep their five connections between calls", function()
+        -- (the pool keeps 5 idle connections, as curl_easy_perform would)
+        local h2 = os.getenv("COZMOX_TEST_H2_URL")
+        local origins = { mock.base_url, (mock.base_url:gsub("127%.0%.0%.1", "localhost")), mock.https_url,
+            (mock.https_url:gsub("127%.0%.0%.1", "localhost")), (assert(h2, "COZMOX_TEST_H2_URL")) }
+        local clients, connects = {}, {}
+        for i, url in ipairs(origins) do
+            clients[i] = client({ base_url = url, ca_file = mock.ca_file,
+                on_response = function(meta) connects[#connects + 1] = meta.timings.connect end })
+        end
+        for round = 1, 3 do
+            connects = {}
+            for i = 1, #origins do assert(clients[i].session.get("demo")) end
+            if round > 1 then
+                for i, t in ipairs(connects) do assert.equal(0, t, "client " .. i .. " connected again") end
+            end
+        end
+    end)
 end)
 
 describe("observability", function()

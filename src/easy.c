@@ -194,6 +194,12 @@ int cz_handle_new(lua_State *L) {
      * (see `fresh`) and tear it down again with it. */
     h->multi = curl_multi_init();
     if (h->multi == NULL) return luaL_error(L, "cozmox: curl_multi_init failed");
+    /* As curl_easy_perform sets it (CURLOPT_MAXCONNECTS's default): idle
+     * connections the state's pool keeps, 4 without it.  The multi's
+     * wake-up socketpair is the handle's for its life: two descriptors
+     * per client, closed by close() or the collector. */
+    if (curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 5L) != CURLM_OK)
+        return luaL_error(L, "cozmox: curl_multi_setopt failed");
     add_fixed_header(L, &h->headers, "Accept: application/json");
     add_fixed_header(L, &h->anonymous, "Accept: application/json");
     if (auth != NULL) add_fixed_header(L, &h->headers, auth);
