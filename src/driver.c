@@ -120,6 +120,7 @@ typedef struct watch {
 typedef struct cz_driver {
     CURLM *m;
     CURL *model;                  /* the handle's easy handle */
+    cz_handle *owner;             /* that handle (kept by the uservalue) */
     int fresh;                    /* libcurl < 8.1.0: a new easy handle per
                                    * transfer (see easy.c) */
     struct curl_slist *fixed, *anonymous;
@@ -241,6 +242,9 @@ static void xfer_destroy(xfer *x) {
  * cannot multiplex HTTP/2 on a connection another multi handle made; get_many
  * would open one connection per transfer).  0 when memory or curl refuse. */
 static int easy_setup(cz_driver *d, xfer *x) {
+    /* From libcurl 8.1.0 the model itself performs the handle's requests:
+     * mid-transfer (a finalizer starting one here) it is not copied. */
+    if (!d->fresh && *cz_handle_busy(d->owner)) return 0;
     x->easy = curl_easy_duphandle(d->model);
     return x->easy != NULL && cz_transfer_bind(&x->t, x->easy) == CURLE_OK &&
            curl_easy_setopt(x->easy, CURLOPT_PRIVATE, (char *)x) == CURLE_OK;
@@ -478,6 +482,7 @@ int cz_driver_new(lua_State *L) {
     lua_setfield(L, -2, "handle");
     cz_setuservalue(L, 2);
     d->model = cz_handle_easy(h);
+    d->owner = h;
     d->fresh = cz_handle_fresh(h);
     d->fixed = cz_handle_headers(h);
     d->anonymous = cz_handle_anonymous(h);
