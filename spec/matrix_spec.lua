@@ -11,9 +11,17 @@ local util = require("support.util")
 local socket = require("socket")
 
 -- The forward proxy of the proxy rows, and what it saw.
+-- Started before the file's first test and stopped after its last (also
+-- when a filter leaves out the test that checks it stops).
 local proxy_port, proxy_log = util.free_port(), os.tmpname()
-local proxy_pid = util.spawn("proxy.lua", proxy_port, proxy_log)
+local proxy_pid
 local proxy_url = "http://127.0.0.1:" .. proxy_port
+setup(function() proxy_pid = util.spawn("proxy.lua", proxy_port, proxy_log) end)
+teardown(function()
+    util.kill(proxy_pid)
+    proxy_pid = nil
+    os.remove(proxy_log)
+end)
 
 local function reset_proxy_log()
     local f = assert(io.open(proxy_log, "w"))
@@ -129,6 +137,7 @@ end)
 describe("the matrix's proxy", function()
     it("stops", function()
         util.kill(proxy_pid)
+        proxy_pid = nil
         os.remove(proxy_log)
         local probe = socket.tcp()
         probe:settimeout(1)
