@@ -313,10 +313,7 @@ static const unsigned char escape_char[256] = {
  * `end` (less than a block, or an escape that may be cut) it hands over
  * with STR_SCALAR, *qp at the start of a character and the scratch
  * buffer holding everything before it. */
-#if defined(__GNUC__)
-__attribute__((noinline))
-#endif
-static CZ_SSSE3 int string_fast(lua_State *L, cz_decoder *d, const unsigned char **qp,
+static CZ_NOINLINE CZ_SSSE3 int string_fast(lua_State *L, cz_decoder *d, const unsigned char **qp,
                                 const unsigned char *end, const unsigned char **next) {
     const __m128i zero = _mm_setzero_si128();
     cz_buf *b = &d->scratch;
@@ -455,10 +452,7 @@ static inline int strentry_eq(const strentry *e, const unsigned char *p, size_t 
 }
 
 /* Cache miss: intern p[0..n) and let it replace one way of `set`. */
-#if defined(__GNUC__)
-__attribute__((noinline))
-#endif
-static void strcache_fill(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n, unsigned set) {
+static CZ_NOINLINE void strcache_fill(lua_State *L, cz_decoder *d, const unsigned char *p, size_t n, unsigned set) {
     strcache *c = d->cache;
     unsigned way = c->next_way[set];
     strentry *e = &c->e[set][way];
