@@ -155,10 +155,7 @@ static void enc_integer(enc *e, long long v) {
 
 /* The float d.  Integral floats below 2^53 are written as digits plus
  * ".0", exactly what cz_format_double would give, a little faster. */
-#if defined(__GNUC__)
-__attribute__((noinline))
-#endif
-static void enc_float(enc *e, double d) {
+static CZ_NOINLINE void enc_float(enc *e, double d) {
     if (!isfinite(d))
         luaL_error(e->L, ENC_ERR "cannot encode NaN/inf (got %s)", isnan(d) ? "NaN" : d > 0 ? "inf" : "-inf");
     if (d > -9007199254740992.0 && d < 9007199254740992.0 && d != 0.0 && d == (double)(long long)d) {
@@ -228,10 +225,14 @@ static void enc_string_scalar(enc *e, const unsigned char *s, size_t n) {
  * error).  Returns 0, having written nothing, if the string holds
  * invalid UTF-8: enc_string_scalar then says where.  Space: 16 bytes of
  * slack beyond enc_string_scalar's invariant, for the last block. */
-#if defined(__GNUC__)
-__attribute__((noinline))
-#endif
-static CZ_SSSE3 int enc_string_fast(enc *e, const unsigned char *s, size_t n) {
+/* The lanes of v that are not plain ASCII text: '"', '\\', controls, and
+ * (the signed compare with 0x20) every byte above 0x7f. */
+static inline CZ_SSSE3 __m128i not_plain_ascii(__m128i v) {
+    return _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                        _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+}
+
+static CZ_NOINLINE CZ_SSSE3 int enc_string_fast(enc *e, const unsigned char *s, size_t n) {
     /* idx16 + 16 - m: the shuffle moving lanes 16 - m.. down to 0.., zeros above. */
     static const unsigned char idx16[32] = {
         0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
@@ -247,14 +248,11 @@ static CZ_SSSE3 int enc_string_fast(enc *e, const unsigned char *s, size_t n) {
     o = b->data + b->len;
     *o++ = '"';
     if (n <= 32) {
-        /* Up to 32 bytes of ASCII text (the signed compare with 0x20 flags
-         * bytes above 0x7f as well as control characters): one block, or
-         * two overlapping ones, loaded, checked and stored. */
-        const __m128i dq = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), sp = _mm_set1_epi8(0x20);
+        /* Up to 32 bytes of plain ASCII text: one block, or two
+         * overlapping ones, loaded, checked and stored. */
         if (n < 16) {
             const __m128i v = cz_load_short(s, n);
-            unsigned stop = (unsigned)_mm_movemask_epi8(_mm_or_si128(
-                _mm_or_si128(_mm_cmpeq_epi8(v, dq), _mm_cmpeq_epi8(v, bs)), _mm_cmplt_epi8(v, sp)));
+            unsigned stop = (unsigned)_mm_movemask_epi8(not_plain_ascii(v));
             if ((stop & ((1u << n) - 1)) == 0) {
                 _mm_storeu_si128((__m128i *)(void *)o, v);
                 o[n] = '"';
@@ -264,11 +262,7 @@ static CZ_SSSE3 int enc_string_fast(enc *e, const unsigned char *s, size_t n) {
         } else {
             const __m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)s);
             const __m128i v1 = _mm_loadu_si128((const __m128i *)(const void *)(end - 16));
-            const __m128i h0 = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v0, dq), _mm_cmpeq_epi8(v0, bs)),
-                                            _mm_cmplt_epi8(v0, sp));
-            const __m128i h1 = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v1, dq), _mm_cmpeq_epi8(v1, bs)),
-                                            _mm_cmplt_epi8(v1, sp));
-            if (_mm_movemask_epi8(_mm_or_si128(h0, h1)) == 0) {
+            if (_mm_movemask_epi8(_mm_or_si128(not_plain_ascii(v0), not_plain_ascii(v1))) == 0) {
                 _mm_storeu_si128((__m128i *)(void *)o, v0);
                 _mm_storeu_si128((__m128i *)(void *)(o + n - 16), v1);
                 o[n] = '"';
@@ -345,14 +339,6 @@ static inline void enc_string_any(enc *e, const unsigned char *s, size_t n) {
  * first MEMO_AFTER strings, so small values never pay for clearing it.
  * Entries die with the encode call, and all of them when the output is
  * rewound. */
-#if defined(__GNUC__)
-#define CZ_NOINLINE __attribute__((noinline))
-#define CZ_ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define CZ_NOINLINE
-#define CZ_ALWAYS_INLINE inline
-#endif
-
 /* A string the memo does not take (memo off, or too long). */
 static CZ_NOINLINE void enc_string_unmemo(enc *e, const unsigned char *s, size_t n) {
     if (e->memo_wait > 0 && --e->memo_wait == 0) {
@@ -376,6 +362,22 @@ static CZ_NOINLINE void enc_string_miss(enc *e, const unsigned char *s, size_t n
     }
 }
 
+/* The memo entry for the string at s. */
+static inline strmemo *memo_slot(enc *e, const unsigned char *s) {
+    return &e->memo[((uintptr_t)s * 0x9E3779B97F4A7C15ULL) >> (64 - MEMO_BITS)];
+}
+
+/* m's text (at most MEMO_MAXLEN + 2 <= 32 bytes) copied to w, with room
+ * for 32 there: two 16-byte moves, both loads first (source and
+ * destination may be that close). */
+static inline void memo_copy(const cz_buf *b, const strmemo *m, char *w) {
+    char t0[16], t1[16];
+    memcpy(t0, b->data + m->at, 16);
+    memcpy(t1, b->data + m->at + 16, 16);
+    memcpy(w, t0, 16);
+    memcpy(w + 16, t1, 16);
+}
+
 static CZ_ALWAYS_INLINE void enc_string(enc *e, const unsigned char *s, size_t n) {
     cz_buf *b = e->b;
     strmemo *m;
@@ -383,16 +385,10 @@ static CZ_ALWAYS_INLINE void enc_string(enc *e, const unsigned char *s, size_t n
         enc_string_unmemo(e, s, n);
         return;
     }
-    m = &e->memo[((uintptr_t)s * 0x9E3779B97F4A7C15ULL) >> (64 - MEMO_BITS)];
+    m = memo_slot(e, s);
     if (m->s == s) {
-        /* At most MEMO_MAXLEN + 2 <= 32 bytes: two 16-byte moves, both
-         * loads first (source and destination may be that close). */
-        char t0[16], t1[16];
         if (!cz_buf_reserve(b, 32)) enc_nomem(e);
-        memcpy(t0, b->data + m->at, 16);
-        memcpy(t1, b->data + m->at + 16, 16);
-        memcpy(b->data + b->len, t0, 16);
-        memcpy(b->data + b->len + 16, t1, 16);
+        memo_copy(b, m, b->data + b->len);
         b->len += m->len;
         return;
     }
@@ -437,10 +433,7 @@ static CZ_ALWAYS_INLINE void enc_value(enc *e) {
 
 /* Pretty output: a newline and the indent of the current depth (the
  * members of a table are one level deeper than the table). */
-#if defined(__GNUC__)
-__attribute__((noinline))
-#endif
-static void enc_newline(enc *e, int level) {
+static CZ_NOINLINE void enc_newline(enc *e, int level) {
     cz_buf *b = e->b;
     size_t need = 1 + (size_t)level * e->indent_len;
     char *w;
@@ -486,17 +479,14 @@ static inline void enc_member(enc *e, const char *k, size_t kl, int i) {
     if (!e->pretty && kl < e->memo_lim) {
         /* Compact output and a key the memo may hold: on a hit, the comma,
          * the key and the colon in one go (at most 1 + 32 + 1 bytes). */
-        strmemo *m = &e->memo[((uintptr_t)s * 0x9E3779B97F4A7C15ULL) >> (64 - MEMO_BITS)];
+        strmemo *m = memo_slot(e, s);
         if (m->s == s) {
-            char t0[16], t1[16], *w;
+            char *w;
             if (!cz_buf_reserve(b, 34)) enc_nomem(e);
-            memcpy(t0, b->data + m->at, 16); /* both loads first, as in enc_string */
-            memcpy(t1, b->data + m->at + 16, 16);
             w = b->data + b->len;
             *w = ',';
             w += i > 0;
-            memcpy(w, t0, 16);
-            memcpy(w + 16, t1, 16);
+            memo_copy(b, m, w);
             w[m->len] = ':';
             b->len = (size_t)(w + m->len + 1 - b->data);
         } else {
