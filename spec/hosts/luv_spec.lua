@@ -8,17 +8,13 @@ describe("lua5.4 + luv #hosts", function()
     end)
 
     it("a coroutine closed while it drives: the next one takes its descriptors over", function()
-        local util = require("support.util")
-        local out, ok = util.run(("cd %s && %s lua5.4 spec/hosts/luv_close_run.lua"):format(hosts.q(hosts.root),
-            hosts.env("lua5.4")))
+        local out, ok = hosts.exec_lua54("luv_close_run.lua")
         assert(ok, out)
         assert.matches("warm=ok after=delay%?ms=100&v=2", out)
     end)
 
     it("coroutines closed while they wait: the others keep their deadline, no descriptor is kept", function()
-        local util = require("support.util")
-        local out, ok = util.run(("cd %s && %s lua5.4 spec/hosts/luv_drop_run.lua"):format(hosts.q(hosts.root),
-            hosts.env("lua5.4")))
+        local out, ok = hosts.exec_lua54("luv_drop_run.lua")
         assert(ok, out)
         io.write("\n", out)
         assert.equal("timeout", out:match("b_kind=(%S+)"), out)

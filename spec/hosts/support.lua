@@ -51,9 +51,15 @@ end
 --- Run a Lua 5.4 host program of spec/hosts/ with the in-tree modules
 --  and check the scenario's figures it printed under name.
 function _M.run_lua54(script, name)
-    local out, ok = util.run(("cd %s && %s lua5.4 spec/hosts/%s"):format(_M.q(_M.root), _M.env("lua5.4"), script))
+    local out, ok = _M.exec_lua54(script)
     assert(ok, out)
     return _M.check(name, out)
+end
+
+--- Run spec/hosts/<script> under lua5.4 with the in-tree modules: its
+--  output and whether it exited 0.
+function _M.exec_lua54(script)
+    return util.run(("cd %s && %s lua5.4 spec/hosts/%s"):format(_M.q(_M.root), _M.env("lua5.4"), script))
 end
 
 --- Environment words for a host process: the in-tree modules and the
