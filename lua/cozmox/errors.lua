@@ -174,6 +174,11 @@ local function finder(needle)
     return last_finder
 end
 
+-- Whether s holds f's token, in any case (no copy of s made).
+local function has(s, f)
+    return #s >= #f.ln and str_find(s, f.pat) ~= nil
+end
+
 -- Marks for what was taken out: "[REDACTED]", unless that would let the
 -- mark and the text around it spell the token again; then a run of a
 -- byte the token does not contain (no occurrence of the token can then
@@ -198,7 +203,7 @@ function redact(s, needle, cut)
     if needle == nil or needle == "" then return s end
     local f = finder(needle)
     local ln = f.ln
-    local hit = #s >= #ln and str_find(s, f.pat) ~= nil
+    local hit = has(s, f)
     if not hit and not (cut and #s >= 4) then return s end
     local ls = lower(s)
     local ranges, n = {}, 0
@@ -230,8 +235,7 @@ function redact(s, needle, cut)
     return str_find(lower(out), ln, 1, true) and "" or out
 end
 local function contains(s, needle)
-    local f = finder(needle)
-    return #s >= #f.ln and str_find(s, f.pat) ~= nil
+    return has(s, finder(needle))
 end
 _M.redact = redact
 
